@@ -1,0 +1,50 @@
+"""Finding the Caffe this project built (tools and pycaffe), and importing
+pycaffe without glog flooding the terminal."""
+import os
+import shutil
+
+from . import REPO_ROOT
+from .errors import UserError
+
+_BUILD_DIRS = ("build", "build-cuda")
+
+
+def _paths_file_entries():
+    for d in _BUILD_DIRS:
+        f = os.path.join(REPO_ROOT, d, "sepnets-paths.txt")
+        if os.path.isfile(f):
+            with open(f) as fh:
+                yield dict(line.strip().split("=", 1) for line in fh if "=" in line)
+
+
+def caffe_tool(name="caffe"):
+    """Path of a Caffe command-line tool (caffe, convert_imageset, ...)."""
+    env = os.environ.get("SEPNETS_CAFFE_TOOLS")
+    if env and os.access(os.path.join(env, name), os.X_OK):
+        return os.path.join(env, name)
+    for entries in _paths_file_entries():
+        p = os.path.join(entries.get("caffe_tools", ""), name)
+        if os.access(p, os.X_OK):
+            return p
+    found = shutil.which(name)
+    if found:
+        return found
+    raise UserError(name, "Caffe tool not found; run 'bash scripts/setup.sh' first")
+
+
+def import_caffe(quiet=True):
+    """Import pycaffe; with quiet, glog only prints warnings and errors."""
+    # glog reads its flags when pycaffe initialises it, so the quiet level is
+    # set for the import only and child processes (caffe train) log normally.
+    saved = os.environ.get("GLOG_minloglevel")
+    if quiet and saved is None:
+        os.environ["GLOG_minloglevel"] = "2"
+    try:
+        import caffe  # noqa: F401
+    except ImportError as e:
+        raise UserError("caffe", f"pycaffe cannot be imported ({e}); run 'bash scripts/setup.sh' "
+                        "and use the project's Python (.venv)") from e
+    finally:
+        if saved is None:
+            os.environ.pop("GLOG_minloglevel", None)
+    return caffe
