@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "caffe/filler.hpp"
@@ -77,6 +78,34 @@ void BinaryPatternConvolutionLayer<Dtype>::Reshape(
   ConvolutionLayer<Dtype>::Reshape(bottom, top);
   effective_weights_.ReshapeLike(*this->blobs_[0]);
   scales_.Reshape(vector<int>(1, this->blobs_[0]->shape(0)));
+  ReshapeDnnl(bottom);
+}
+
+template <typename Dtype>
+void BinaryPatternConvolutionLayer<Dtype>::ReshapeDnnl(
+    const vector<Blob<Dtype>*>& bottom) {
+  const ConvolutionParameter& conv = this->layer_param_.convolution_param();
+  if (!DnnlConvolution::Available() || sizeof(Dtype) != sizeof(float) ||
+      this->num_spatial_axes_ != 2 || this->channel_axis_ != 1 ||
+      bottom[0]->num_axes() != 4 ||
+      conv.engine() == ConvolutionParameter_Engine_CAFFE) {
+    dnnl_.reset();
+    return;
+  }
+  const int* kernel = this->kernel_shape_.cpu_data();
+  const int* stride = this->stride_.cpu_data();
+  const int* pad = this->pad_.cpu_data();
+  const int* dilation = this->dilation_.cpu_data();
+  DnnlConvShape s = {
+    bottom[0]->shape(0), bottom[0]->shape(1), bottom[0]->shape(2),
+    bottom[0]->shape(3), this->num_output_, this->output_shape_[0],
+    this->output_shape_[1], kernel[0], kernel[1], stride[0], stride[1],
+    pad[0], pad[1], dilation[0], dilation[1], this->group_, this->bias_term_};
+  if (dnnl_ && memcmp(&s, &dnnl_shape_, sizeof(s)) == 0) {
+    return;
+  }
+  dnnl_shape_ = s;
+  dnnl_.reset(new DnnlConvolution(s, dnnl_workspace_bytes_));
 }
 
 template <typename Dtype>
@@ -146,6 +175,16 @@ void BinaryPatternConvolutionLayer<Dtype>::Forward_cpu(
     const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top) {
   Binarize_cpu();
   const Dtype* weight = effective_weights_.cpu_data();
+  if (dnnl_) {
+    const float* bias = this->bias_term_ ?
+        reinterpret_cast<const float*>(this->blobs_[1]->cpu_data()) : NULL;
+    for (int i = 0; i < bottom.size(); ++i) {
+      dnnl_->Forward(reinterpret_cast<const float*>(bottom[i]->cpu_data()),
+          reinterpret_cast<const float*>(weight), bias,
+          reinterpret_cast<float*>(top[i]->mutable_cpu_data()));
+    }
+    return;
+  }
   for (int i = 0; i < bottom.size(); ++i) {
     const Dtype* bottom_data = bottom[i]->cpu_data();
     Dtype* top_data = top[i]->mutable_cpu_data();
@@ -181,7 +220,13 @@ void BinaryPatternConvolutionLayer<Dtype>::Backward_cpu(
         this->backward_cpu_bias(bias_diff, top_diff + n * this->top_dim_);
       }
     }
-    if (weight_grad || propagate_down[i]) {
+    if (dnnl_ && (weight_grad || propagate_down[i])) {
+      dnnl_->Backward(reinterpret_cast<const float*>(bottom_data),
+          reinterpret_cast<const float*>(top_diff),
+          reinterpret_cast<const float*>(weight),
+          propagate_down[i] ? reinterpret_cast<float*>(bottom_diff) : NULL,
+          weight_grad ? reinterpret_cast<float*>(weight_diff) : NULL);
+    } else if (weight_grad || propagate_down[i]) {
       for (int n = 0; n < this->num_; ++n) {
         if (weight_grad) {
           this->weight_cpu_gemm(bottom_data + n * this->bottom_dim_,

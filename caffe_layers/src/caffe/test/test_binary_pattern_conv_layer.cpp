@@ -376,6 +376,76 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestLoadsConvolutionModel) {
             again.layer_by_name("conv")->blobs()[2]->cpu_data()[3]);
 }
 
+// The oneDNN CPU path (float) agrees with Caffe's own im2col path, also when
+// the batch is split into chunks with a remainder.
+TYPED_TEST(BinaryPatternConvolutionLayerTest, TestDnnlMatchesCaffeEngine) {
+  typedef typename TypeParam::Dtype Dtype;
+  if (Caffe::mode() != Caffe::CPU || sizeof(Dtype) != sizeof(float) ||
+      !DnnlConvolution::Available()) {
+    return;
+  }
+  this->blob_bottom_->Reshape(5, 4, 9, 8);
+  FillerParameter filler_param;
+  GaussianFiller<Dtype> filler(filler_param);
+  filler.Fill(this->blob_bottom_);
+  const ConvCase cases[] = {{3, 3, 1, 1, 1, 1, 6, true},
+                            {3, 3, 2, 1, 1, 2, 4, true},
+                            {5, 5, 1, 2, 2, 1, 3, false}};
+  for (int k = 0; k < 3; ++k) {
+    const ConvCase& c = cases[k];
+    LayerParameter param = this->MakeParam(c);
+    BinaryPatternConvolutionLayer<Dtype> fast(param);
+    fast.set_dnnl_workspace_bytes(1);  // one image per chunk
+    fast.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+    ASSERT_TRUE(fast.uses_dnnl());
+    EXPECT_EQ(1, fast.dnnl_chunk());
+    param.mutable_convolution_param()->set_engine(
+        ConvolutionParameter_Engine_CAFFE);
+    BinaryPatternConvolutionLayer<Dtype> ref(param);
+    Blob<Dtype> ref_top, ref_bottom;
+    ref_bottom.CopyFrom(*this->blob_bottom_, false, true);
+    vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
+    vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
+    ref.SetUp(ref_bottom_vec, ref_top_vec);
+    ASSERT_FALSE(ref.uses_dnnl());
+    for (int b = 0; b < fast.blobs().size(); ++b) {
+      ref.blobs()[b]->CopyFrom(*fast.blobs()[b]);
+    }
+    fast.Forward(this->blob_bottom_vec_, this->blob_top_vec_);
+    ref.Forward(ref_bottom_vec, ref_top_vec);
+    for (int i = 0; i < ref_top.count(); ++i) {
+      const Dtype r = ref_top.cpu_data()[i];
+      EXPECT_NEAR(r, this->blob_top_->cpu_data()[i],
+                  1e-4 * std::max(Dtype(1), std::abs(r)));
+    }
+    filler.Fill(&ref_top);
+    caffe_copy(ref_top.count(), ref_top.cpu_data(), ref_top.mutable_cpu_diff());
+    caffe_copy(ref_top.count(), ref_top.cpu_data(),
+               this->blob_top_->mutable_cpu_diff());
+    for (int b = 0; b < fast.blobs().size(); ++b) {
+      caffe_set(fast.blobs()[b]->count(), Dtype(0),
+                fast.blobs()[b]->mutable_cpu_diff());
+      caffe_set(ref.blobs()[b]->count(), Dtype(0),
+                ref.blobs()[b]->mutable_cpu_diff());
+    }
+    fast.Backward(this->blob_top_vec_, vector<bool>(1, true),
+                  this->blob_bottom_vec_);
+    ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
+    for (int i = 0; i < ref_bottom.count(); ++i) {
+      const Dtype r = ref_bottom.cpu_diff()[i];
+      EXPECT_NEAR(r, this->blob_bottom_->cpu_diff()[i],
+                  1e-4 * std::max(Dtype(1), std::abs(r)));
+    }
+    for (int b = 0; b < fast.blobs().size(); ++b) {
+      for (int i = 0; i < ref.blobs()[b]->count(); ++i) {
+        const Dtype r = ref.blobs()[b]->cpu_diff()[i];
+        EXPECT_NEAR(r, fast.blobs()[b]->cpu_diff()[i],
+                    2e-4 * std::max(Dtype(1), std::abs(r)));
+      }
+    }
+  }
+}
+
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSetupErrors) {
   typedef typename TypeParam::Dtype Dtype;
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
