@@ -1,0 +1,90 @@
+"""The small ImageNet networks SEP-Net is compared with, in Caffe layers, so
+that one tool counts and sizes all of them the same way.
+
+MobileNet v1, width 0.5, 224 x 224 (Howard et al. 2017; 1.32 M parameters):
+conv1 3x3/2 with 16 filters, then 13 depthwise-separable pairs
+``convN/dw`` (3x3, ``group`` = channels) + ``convN/sep`` (1x1), each
+convolution followed by BatchNorm + Scale + ReLU and without bias, 7 x 7
+global average pooling ``pool6`` and the FC ``fc7``. Layer names follow the
+widely used Caffe port of MobileNet (shicai/MobileNet-Caffe) with the widths
+halved.
+
+SqueezeNet 1.0 (Iandola et al. 2016; 1,248,424 parameters), as DeepScale's
+Caffe release: conv1 7x7/2 96, Fire modules fire2..fire9 (``squeeze1x1``,
+``expand1x1``, ``expand3x3``, ``concat``), max pooling after conv1, fire4 and
+fire8, dropout 0.5, the 1x1 ``conv10`` classifier and global average pooling;
+no BatchNorm; xavier fillers (conv10: gaussian std 0.01); no ``param`` specs.
+It is fed 224 x 224 crops like every ImageNet net here (DeepScale used 227);
+with Caffe's ceil-mode pooling this only shrinks the feature maps by one pixel
+and changes no parameter.
+"""
+from .layers import IMAGENET, MSRA, XAVIER, NetBuilder, constant, gaussian
+
+# (name, out channels, stride) of the depthwise-separable pairs of MobileNet 0.5.
+MOBILENET_05 = (
+    ("2_1", 32, 1), ("2_2", 64, 2), ("3_1", 64, 1), ("3_2", 128, 2), ("4_1", 128, 1),
+    ("4_2", 256, 2), ("5_1", 256, 1), ("5_2", 256, 1), ("5_3", 256, 1), ("5_4", 256, 1),
+    ("5_5", 256, 1), ("5_6", 512, 2), ("6", 512, 1),
+)
+# (name, squeeze 1x1, expand 1x1, expand 3x3) of SqueezeNet 1.0's Fire modules.
+SQUEEZENET_FIRES = (
+    ("fire2", 16, 64, 64), ("fire3", 16, 64, 64), ("fire4", 32, 128, 128),
+    ("fire5", 32, 128, 128), ("fire6", 48, 192, 192), ("fire7", 48, 192, 192),
+    ("fire8", 64, 256, 256), ("fire9", 64, 256, 256),
+)
+SQUEEZENET_POOL_AFTER = {"fire4": "pool4", "fire8": "pool8"}
+TRAIN_BATCH, TEST_BATCH = 128, 50
+
+
+def _tail(b, score):
+    b.loss(score, "loss")
+    b.accuracy(score, "top-1", "top-1", test_only=True)
+    b.accuracy(score, "top-5", "top-5", top_k=5, test_only=True)
+    b.prob(score)
+
+
+def mobilenet(deploy=False, binarize=None):
+    """(NetParameter, []) of MobileNet v1 0.5."""
+    b = NetBuilder("MobileNet-0.5", IMAGENET, deploy, binarize)
+
+    def unit(x, name, relu_name, nout, kernel, stride=None, pad=None, group=None):
+        x = b.conv(x, name, nout, kernel, stride=stride, pad=pad, group=group, bias=False,
+                   weight_filler=MSRA, lr=((1, 1), None), role="dw" if group else None)
+        x = b.bn(x, name + "/bn", name + "/scale")
+        return b.relu(x, relu_name)
+
+    x = b.data(TRAIN_BATCH, TEST_BATCH)
+    x = unit(x, "conv1", "relu1", 16, 3, stride=2, pad=1)
+    c = 16
+    for name, nout, stride in MOBILENET_05:
+        x = unit(x, f"conv{name}/dw", f"relu{name}/dw", c, 3, stride=stride, pad=1, group=c)
+        x = unit(x, f"conv{name}/sep", f"relu{name}/sep", nout, 1)
+        c = nout
+    x = b.pool(x, "pool6", "AVE", global_pooling=True)
+    _tail(b, b.fc(x, "fc7", IMAGENET.num_classes, MSRA, constant(0)))
+    return b.to_proto(), list(b.pattern_layers)
+
+
+def squeezenet(deploy=False, binarize=None):
+    """(NetParameter, []) of SqueezeNet 1.0."""
+    b = NetBuilder("SqueezeNet-1.0", IMAGENET, deploy, binarize)
+
+    def unit(x, name, relu_name, nout, kernel, filler=XAVIER, **kw):
+        x = b.conv(x, name, nout, kernel, weight_filler=filler, lr=None,
+                   role="kxk" if kernel > 1 else None, **kw)
+        return b.relu(x, relu_name)
+
+    x = b.data(TRAIN_BATCH, TEST_BATCH)
+    x = unit(x, "conv1", "relu_conv1", 96, 7, stride=2)
+    x = b.pool(x, "pool1", "MAX", kernel=3, stride=2)
+    for name, s1, e1, e3 in SQUEEZENET_FIRES:
+        s = unit(x, f"{name}/squeeze1x1", f"{name}/relu_squeeze1x1", s1, 1)
+        y1 = unit(s, f"{name}/expand1x1", f"{name}/relu_expand1x1", e1, 1)
+        y3 = unit(s, f"{name}/expand3x3", f"{name}/relu_expand3x3", e3, 3, pad=1)
+        x = b.concat(f"{name}/concat", y1, y3)
+        if name in SQUEEZENET_POOL_AFTER:
+            x = b.pool(x, SQUEEZENET_POOL_AFTER[name], "MAX", kernel=3, stride=2)
+    x = b.dropout(x, "drop9", 0.5)
+    x = unit(x, "conv10", "relu_conv10", IMAGENET.num_classes, 1, filler=gaussian(0.01))
+    _tail(b, b.pool(x, "pool10", "AVE", global_pooling=True))
+    return b.to_proto(), list(b.pattern_layers)
