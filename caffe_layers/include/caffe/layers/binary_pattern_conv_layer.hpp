@@ -7,8 +7,7 @@
 #include "caffe/layer.hpp"
 #include "caffe/proto/caffe.pb.h"
 
-#include "caffe/layers/conv_layer.hpp"
-#include "caffe/util/dnnl_conv.hpp"
+#include "caffe/layers/dnnl_conv_layer.hpp"
 
 namespace caffe {
 
@@ -28,19 +27,17 @@ namespace caffe {
  * In FIXED mode the gradient of W is never written: give blob 0
  * lr_mult: 0 and decay_mult: 0, as the release did for its pattern layers.
  * With OFFSET, every filter uses the one constant alpha = offset.
- * On the CPU, float 2-D convolutions run on oneDNN when Caffe is built with
- * it (several times faster than im2col + GEMM); convolution_param { engine:
- * CAFFE } forces Caffe's own implementation.
+ * On the CPU, float 2-D convolutions run on oneDNN (DnnlConvolutionLayer);
+ * convolution_param { engine: CAFFE } forces Caffe's own implementation.
  * STE uses the gradient of alpha(W) * hardtanh(W): with MEAN,
  *   dW_j = alpha dWeff_j 1{|w_j| <= ste_clip} + (B_j / n) sum_k dWeff_k B_k,
  * with OFFSET only the first term (n = filter size, B = sign(W)).
  */
 template <typename Dtype>
-class BinaryPatternConvolutionLayer : public ConvolutionLayer<Dtype> {
+class BinaryPatternConvolutionLayer : public DnnlConvolutionLayer<Dtype> {
  public:
   explicit BinaryPatternConvolutionLayer(const LayerParameter& param)
-      : ConvolutionLayer<Dtype>(param),
-        dnnl_workspace_bytes_(DnnlConvolution::kDefaultWorkspaceBytes) {}
+      : DnnlConvolutionLayer<Dtype>(param) {}
   virtual void LayerSetUp(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top);
   virtual void Reshape(const vector<Blob<Dtype>*>& bottom,
@@ -57,15 +54,6 @@ class BinaryPatternConvolutionLayer : public ConvolutionLayer<Dtype> {
   const Blob<Dtype>& effective_weights() const { return effective_weights_; }
   /// @brief The scales alpha_c of the last pass (one per filter).
   const Blob<Dtype>& scales() const { return scales_; }
-  /// @brief Whether the CPU passes run on oneDNN (see DnnlConvolution).
-  bool uses_dnnl() const { return dnnl_ != NULL; }
-  /// @brief Bounds oneDNN's activation copies (bytes); takes effect at Reshape.
-  void set_dnnl_workspace_bytes(size_t bytes) {
-    dnnl_workspace_bytes_ = bytes;
-    dnnl_.reset();
-  }
-  int dnnl_chunk() const { return dnnl_ ? dnnl_->chunk() : 0; }
-
  protected:
   virtual void Forward_cpu(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top);
@@ -79,8 +67,6 @@ class BinaryPatternConvolutionLayer : public ConvolutionLayer<Dtype> {
   /// Fills scales_ and effective_weights_ from W (and the alpha blob).
   void Binarize_cpu();
   void Binarize_gpu();
-  /// Sets up (or drops) the oneDNN path for the current shapes.
-  void ReshapeDnnl(const vector<Blob<Dtype>*>& bottom);
   /// Turns the gradient of the effective weights into those of alpha and W.
   void BackwardWeights_cpu();
   void BackwardWeights_gpu();
@@ -97,10 +83,6 @@ class BinaryPatternConvolutionLayer : public ConvolutionLayer<Dtype> {
 
   Blob<Dtype> effective_weights_;  // data: alpha * sign(W); diff: its gradient
   Blob<Dtype> scales_;             // alpha used in the last forward pass
-
-  shared_ptr<DnnlConvolution> dnnl_;  // the oneDNN CPU path, if used
-  DnnlConvShape dnnl_shape_;
-  size_t dnnl_workspace_bytes_;
 };
 
 }  // namespace caffe

@@ -1,5 +1,4 @@
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "caffe/filler.hpp"
@@ -38,7 +37,7 @@ void BinaryPatternConvolutionLayer<Dtype>::LayerSetUp(
     alpha_blob = this->blobs_.back();
     this->blobs_.pop_back();
   }
-  ConvolutionLayer<Dtype>::LayerSetUp(bottom, top);
+  DnnlConvolutionLayer<Dtype>::LayerSetUp(bottom, top);
 
   const int* kernel = this->kernel_shape_.cpu_data();
   bool kernel_1x1 = true;
@@ -75,37 +74,9 @@ void BinaryPatternConvolutionLayer<Dtype>::LayerSetUp(
 template <typename Dtype>
 void BinaryPatternConvolutionLayer<Dtype>::Reshape(
     const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top) {
-  ConvolutionLayer<Dtype>::Reshape(bottom, top);
+  DnnlConvolutionLayer<Dtype>::Reshape(bottom, top);
   effective_weights_.ReshapeLike(*this->blobs_[0]);
   scales_.Reshape(vector<int>(1, this->blobs_[0]->shape(0)));
-  ReshapeDnnl(bottom);
-}
-
-template <typename Dtype>
-void BinaryPatternConvolutionLayer<Dtype>::ReshapeDnnl(
-    const vector<Blob<Dtype>*>& bottom) {
-  const ConvolutionParameter& conv = this->layer_param_.convolution_param();
-  if (!DnnlConvolution::Available() || sizeof(Dtype) != sizeof(float) ||
-      this->num_spatial_axes_ != 2 || this->channel_axis_ != 1 ||
-      bottom[0]->num_axes() != 4 ||
-      conv.engine() == ConvolutionParameter_Engine_CAFFE) {
-    dnnl_.reset();
-    return;
-  }
-  const int* kernel = this->kernel_shape_.cpu_data();
-  const int* stride = this->stride_.cpu_data();
-  const int* pad = this->pad_.cpu_data();
-  const int* dilation = this->dilation_.cpu_data();
-  DnnlConvShape s = {
-    bottom[0]->shape(0), bottom[0]->shape(1), bottom[0]->shape(2),
-    bottom[0]->shape(3), this->num_output_, this->output_shape_[0],
-    this->output_shape_[1], kernel[0], kernel[1], stride[0], stride[1],
-    pad[0], pad[1], dilation[0], dilation[1], this->group_, this->bias_term_};
-  if (dnnl_ && memcmp(&s, &dnnl_shape_, sizeof(s)) == 0) {
-    return;
-  }
-  dnnl_shape_ = s;
-  dnnl_.reset(new DnnlConvolution(s, dnnl_workspace_bytes_));
 }
 
 template <typename Dtype>
@@ -174,71 +145,22 @@ template <typename Dtype>
 void BinaryPatternConvolutionLayer<Dtype>::Forward_cpu(
     const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top) {
   Binarize_cpu();
-  const Dtype* weight = effective_weights_.cpu_data();
-  if (dnnl_) {
-    const float* bias = this->bias_term_ ?
-        reinterpret_cast<const float*>(this->blobs_[1]->cpu_data()) : NULL;
-    for (int i = 0; i < bottom.size(); ++i) {
-      dnnl_->Forward(reinterpret_cast<const float*>(bottom[i]->cpu_data()),
-          reinterpret_cast<const float*>(weight), bias,
-          reinterpret_cast<float*>(top[i]->mutable_cpu_data()));
-    }
-    return;
-  }
-  for (int i = 0; i < bottom.size(); ++i) {
-    const Dtype* bottom_data = bottom[i]->cpu_data();
-    Dtype* top_data = top[i]->mutable_cpu_data();
-    for (int n = 0; n < this->num_; ++n) {
-      this->forward_cpu_gemm(bottom_data + n * this->bottom_dim_, weight,
-          top_data + n * this->top_dim_);
-      if (this->bias_term_) {
-        const Dtype* bias = this->blobs_[1]->cpu_data();
-        this->forward_cpu_bias(top_data + n * this->top_dim_, bias);
-      }
-    }
-  }
+  this->ConvForward_cpu(bottom, top, effective_weights_.cpu_data());
 }
 
 template <typename Dtype>
 void BinaryPatternConvolutionLayer<Dtype>::Backward_cpu(
     const vector<Blob<Dtype>*>& top, const vector<bool>& propagate_down,
     const vector<Blob<Dtype>*>& bottom) {
-  const Dtype* weight = effective_weights_.cpu_data();
   const bool weight_grad = (ste() && this->param_propagate_down_[0]) ||
       (learn_scale() && this->param_propagate_down_[alpha_index_]);
-  Dtype* weight_diff = effective_weights_.mutable_cpu_diff();
+  Dtype* weight_diff = NULL;
   if (weight_grad) {
+    weight_diff = effective_weights_.mutable_cpu_diff();
     caffe_set(effective_weights_.count(), Dtype(0), weight_diff);
   }
-  for (int i = 0; i < top.size(); ++i) {
-    const Dtype* top_diff = top[i]->cpu_diff();
-    const Dtype* bottom_data = bottom[i]->cpu_data();
-    Dtype* bottom_diff = bottom[i]->mutable_cpu_diff();
-    if (this->bias_term_ && this->param_propagate_down_[1]) {
-      Dtype* bias_diff = this->blobs_[1]->mutable_cpu_diff();
-      for (int n = 0; n < this->num_; ++n) {
-        this->backward_cpu_bias(bias_diff, top_diff + n * this->top_dim_);
-      }
-    }
-    if (dnnl_ && (weight_grad || propagate_down[i])) {
-      dnnl_->Backward(reinterpret_cast<const float*>(bottom_data),
-          reinterpret_cast<const float*>(top_diff),
-          reinterpret_cast<const float*>(weight),
-          propagate_down[i] ? reinterpret_cast<float*>(bottom_diff) : NULL,
-          weight_grad ? reinterpret_cast<float*>(weight_diff) : NULL);
-    } else if (weight_grad || propagate_down[i]) {
-      for (int n = 0; n < this->num_; ++n) {
-        if (weight_grad) {
-          this->weight_cpu_gemm(bottom_data + n * this->bottom_dim_,
-              top_diff + n * this->top_dim_, weight_diff);
-        }
-        if (propagate_down[i]) {
-          this->backward_cpu_gemm(top_diff + n * this->top_dim_, weight,
-              bottom_diff + n * this->bottom_dim_);
-        }
-      }
-    }
-  }
+  this->ConvBackward_cpu(top, propagate_down, bottom,
+      effective_weights_.cpu_data(), weight_diff);
   if (weight_grad) {
     BackwardWeights_cpu();
   }

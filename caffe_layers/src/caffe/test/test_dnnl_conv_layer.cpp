@@ -1,0 +1,169 @@
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#include "caffe/blob.hpp"
+#include "caffe/common.hpp"
+#include "caffe/filler.hpp"
+#include "caffe/layer_factory.hpp"
+#include "caffe/layers/conv_layer.hpp"
+#include "caffe/layers/dnnl_conv_layer.hpp"
+
+#include "caffe/test/test_caffe_main.hpp"
+#include "caffe/test/test_gradient_check_util.hpp"
+
+namespace caffe {
+
+template <typename TypeParam>
+class DnnlConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
+  typedef typename TypeParam::Dtype Dtype;
+
+ protected:
+  DnnlConvolutionLayerTest()
+      : blob_bottom_(new Blob<Dtype>(5, 4, 9, 8)),
+        blob_top_(new Blob<Dtype>()) {}
+  virtual void SetUp() {
+    FillerParameter filler_param;
+    GaussianFiller<Dtype> filler(filler_param);
+    filler.Fill(blob_bottom_);
+    blob_bottom_vec_.push_back(blob_bottom_);
+    blob_top_vec_.push_back(blob_top_);
+  }
+  virtual ~DnnlConvolutionLayerTest() {
+    delete blob_bottom_;
+    delete blob_top_;
+  }
+
+  LayerParameter MakeParam(int kernel, int stride, int pad, int dilation,
+      int group, int num_output, bool bias) {
+    LayerParameter param;
+    param.set_type("Convolution");
+    ConvolutionParameter* conv = param.mutable_convolution_param();
+    conv->add_kernel_size(kernel);
+    conv->add_stride(stride);
+    conv->add_pad(pad);
+    conv->add_dilation(dilation);
+    conv->set_group(group);
+    conv->set_num_output(num_output);
+    conv->set_bias_term(bias);
+    conv->mutable_weight_filler()->set_type("gaussian");
+    conv->mutable_bias_filler()->set_type("gaussian");
+    return param;
+  }
+
+  // The layer agrees with Caffe's ConvolutionLayer, forward and backward.
+  void CheckAgainstCaffe(const LayerParameter& param, size_t workspace) {
+    DnnlConvolutionLayer<Dtype> layer(param);
+    layer.set_dnnl_workspace_bytes(workspace);
+    layer.SetUp(blob_bottom_vec_, blob_top_vec_);
+    ConvolutionLayer<Dtype> ref(param);
+    Blob<Dtype> ref_top, ref_bottom;
+    ref_bottom.CopyFrom(*blob_bottom_, false, true);
+    vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
+    vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
+    ref.SetUp(ref_bottom_vec, ref_top_vec);
+    for (int b = 0; b < layer.blobs().size(); ++b) {
+      ref.blobs()[b]->CopyFrom(*layer.blobs()[b]);
+    }
+    layer.Forward(blob_bottom_vec_, blob_top_vec_);
+    ref.Forward(ref_bottom_vec, ref_top_vec);
+    ExpectNear(ref_top.count(), ref_top.cpu_data(), blob_top_->cpu_data(), 1e-4);
+    FillerParameter filler_param;
+    GaussianFiller<Dtype> filler(filler_param);
+    filler.Fill(&ref_top);
+    caffe_copy(ref_top.count(), ref_top.cpu_data(), ref_top.mutable_cpu_diff());
+    caffe_copy(ref_top.count(), ref_top.cpu_data(),
+               blob_top_->mutable_cpu_diff());
+    for (int b = 0; b < layer.blobs().size(); ++b) {
+      caffe_set(layer.blobs()[b]->count(), Dtype(0),
+                layer.blobs()[b]->mutable_cpu_diff());
+      caffe_set(ref.blobs()[b]->count(), Dtype(0),
+                ref.blobs()[b]->mutable_cpu_diff());
+    }
+    layer.Backward(blob_top_vec_, vector<bool>(1, true), blob_bottom_vec_);
+    ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
+    ExpectNear(ref_bottom.count(), ref_bottom.cpu_diff(),
+               blob_bottom_->cpu_diff(), 1e-4);
+    for (int b = 0; b < layer.blobs().size(); ++b) {
+      ExpectNear(ref.blobs()[b]->count(), ref.blobs()[b]->cpu_diff(),
+                 layer.blobs()[b]->cpu_diff(), 2e-4);
+    }
+  }
+
+  void ExpectNear(int n, const Dtype* ref, const Dtype* got, Dtype tol) {
+    for (int i = 0; i < n; ++i) {
+      EXPECT_NEAR(ref[i], got[i], tol * std::max(Dtype(1), std::abs(ref[i])));
+    }
+  }
+
+  Blob<Dtype>* const blob_bottom_;
+  Blob<Dtype>* const blob_top_;
+  vector<Blob<Dtype>*> blob_bottom_vec_;
+  vector<Blob<Dtype>*> blob_top_vec_;
+};
+
+TYPED_TEST_CASE(DnnlConvolutionLayerTest, TestDtypesAndDevices);
+
+TYPED_TEST(DnnlConvolutionLayerTest, TestFactoryPicksEngine) {
+  typedef typename TypeParam::Dtype Dtype;
+  LayerParameter param = this->MakeParam(3, 1, 1, 1, 1, 4, true);
+  shared_ptr<Layer<Dtype> > layer = LayerRegistry<Dtype>::CreateLayer(param);
+  EXPECT_STREQ("Convolution", layer->type());
+  const bool dnnl = dynamic_cast<DnnlConvolutionLayer<Dtype>*>(layer.get()) != NULL;
+  EXPECT_EQ(DnnlConvolution::Available(), dnnl);
+  param.mutable_convolution_param()->set_engine(ConvolutionParameter_Engine_CAFFE);
+  layer = LayerRegistry<Dtype>::CreateLayer(param);
+  EXPECT_TRUE(dynamic_cast<DnnlConvolutionLayer<Dtype>*>(layer.get()) == NULL);
+}
+
+TYPED_TEST(DnnlConvolutionLayerTest, TestUsesDnnlForFloatOnCpu) {
+  typedef typename TypeParam::Dtype Dtype;
+  DnnlConvolutionLayer<Dtype> layer(this->MakeParam(3, 1, 1, 1, 1, 4, true));
+  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  const bool expected = DnnlConvolution::Available() &&
+      sizeof(Dtype) == sizeof(float);
+  EXPECT_EQ(expected, layer.uses_dnnl());
+}
+
+TYPED_TEST(DnnlConvolutionLayerTest, TestMatchesCaffe) {
+  if (Caffe::mode() != Caffe::CPU) { return; }
+  this->CheckAgainstCaffe(this->MakeParam(3, 1, 1, 1, 1, 6, true),
+                          DnnlConvolution::kDefaultWorkspaceBytes);
+  this->CheckAgainstCaffe(this->MakeParam(3, 2, 1, 1, 2, 4, false),
+                          DnnlConvolution::kDefaultWorkspaceBytes);
+  this->CheckAgainstCaffe(this->MakeParam(1, 2, 0, 1, 1, 8, false),
+                          DnnlConvolution::kDefaultWorkspaceBytes);
+  this->CheckAgainstCaffe(this->MakeParam(5, 1, 2, 2, 1, 3, true),
+                          DnnlConvolution::kDefaultWorkspaceBytes);
+}
+
+TYPED_TEST(DnnlConvolutionLayerTest, TestMatchesCaffeChunked) {
+  if (Caffe::mode() != Caffe::CPU) { return; }
+  // 2 images per chunk over a batch of 5: two full chunks and a remainder.
+  const size_t per_image = 2 * sizeof(float) * (4 * 9 * 8 + 6 * 9 * 8);
+  this->CheckAgainstCaffe(this->MakeParam(3, 1, 1, 1, 1, 6, true),
+                          2 * per_image);
+  DnnlConvolutionLayer<typename TypeParam::Dtype> layer(
+      this->MakeParam(3, 1, 1, 1, 1, 6, true));
+  layer.set_dnnl_workspace_bytes(2 * per_image);
+  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  if (layer.uses_dnnl()) {
+    EXPECT_EQ(2, layer.dnnl_chunk());
+  }
+}
+
+TYPED_TEST(DnnlConvolutionLayerTest, TestGradient) {
+  typedef typename TypeParam::Dtype Dtype;
+  this->blob_bottom_->Reshape(2, 3, 6, 5);
+  FillerParameter filler_param;
+  GaussianFiller<Dtype> filler(filler_param);
+  filler.Fill(this->blob_bottom_);
+  DnnlConvolutionLayer<Dtype> layer(this->MakeParam(3, 2, 1, 1, 1, 2, true));
+  GradientChecker<Dtype> checker(1e-2, 1e-3);
+  checker.CheckGradientExhaustive(&layer, this->blob_bottom_vec_,
+      this->blob_top_vec_);
+}
+
+}  // namespace caffe
