@@ -748,9 +748,9 @@ def main(argv=None):
                "Per-layer storage table and model size of a Caffe net: binary patterns at "
                "1 bit per weight (+ fp32 alpha per filter), BQ 1x1/FC weights at 8 bits, "
                "everything else fp32; MB = 10^6 bytes.",
-               ["python tools/model_summary.py prototxt/resnet20_deploy.prototxt",
-                "python tools/model_summary.py net.prototxt net_pattern.caffemodel",
-                "python tools/model_summary.py sepnet_b_deploy.prototxt --bq",
+               ["python tools/model_summary.py prototxt/cifar10-resnet20/deploy.prototxt",
+                "python tools/model_summary.py prototxt/cifar10-resnet20-pattern-mean/deploy.prototxt r20_pattern.caffemodel",
+                "python tools/model_summary.py prototxt/sepnet-b/deploy.prototxt --bq",
                 "python tools/model_summary.py --all"])
     p.add_argument("prototxt", nargs="?", help="net definition (train_val or deploy)")
     p.add_argument("caffemodel", nargs="?",
