@@ -36,6 +36,14 @@ def caffe_pb2():
     mod = sys.modules.get(_PB2_NAME)
     if mod is not None:
         return mod
+    # The normal import, so that `caffe.proto.caffe_pb2` is also an attribute
+    # of its package for code that imports pycaffe later.
+    try:
+        from .. import caffe_env
+        caffe_env.import_caffe()
+        return importlib.import_module(_PB2_NAME)
+    except Exception:  # pycaffe broken or absent: load the generated file alone
+        pass
     for d in _caffe_python_dirs():
         path = os.path.join(d, "proto", "caffe_pb2.py")
         if os.path.isfile(path):
