@@ -1,0 +1,232 @@
+"""The experiment runner killed and restarted: it must continue each step from
+its newest snapshot, never redo a finished step, and leave a complete table.
+
+Runs the real runner (and so the real caffe binary) on ResNet-20 of the
+catalog with a few hundred real CIFAR-10 images and tiny iteration counts.
+"""
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+
+TRAIN_PER_CLASS, TEST_PER_CLASS = 30, 10
+RUN = ["cifar10-resnet20", "--iters", "60", "--finetune-iters", "30", "--batch", "8",
+       "--snapshot", "10", "--test-interval", "20", "--test-iter", "1", "--display", "5",
+       "--sweep", "release"]
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory, shared_dir):
+    """DATA/cifar10/v3 from the first images of each class of the shared archive,
+    written by the project's data module."""
+    from PIL import Image
+    from sepnets.data import cifar10
+    from sepnets.data.cifar10_sources import CLASSES, Cifar10
+    want = {"train": TRAIN_PER_CLASS, "test": TEST_PER_CLASS}
+    pat = re.compile(r"(train|test)/([a-z]+)/(\d+)\.jpg$")
+    got = {"train": [], "test": []}
+    archive = os.path.join(shared_dir, "data", "cifar10-jpeg.tar.gz")
+    with tarfile.open(archive, "r|gz") as tar:
+        for m in tar:
+            g = pat.search(m.name)
+            if not g or int(g.group(3)) >= want[g.group(1)]:
+                continue
+            im = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
+            got[g.group(1)].append((CLASSES.index(g.group(2)),
+                                    np.asarray(im, np.uint8).transpose(2, 0, 1)))
+    images = {s: np.stack([x for _, x in v]) for s, v in got.items()}
+    labels = {s: np.array([y for y, _ in v], np.int64) for s, v in got.items()}
+    assert len(labels["train"]) == 10 * TRAIN_PER_CLASS
+    data = tmp_path_factory.mktemp("runner_data")
+    cifar10.write_version(Cifar10(images, labels, archive, "image-folder"),
+                          str(data / "cifar10"), 3, progress=lambda _m: None)
+    return data
+
+
+def _argv(repo_root, tmp, data):
+    return [sys.executable, os.path.join(repo_root, "tools", "run_experiment.py"), *RUN,
+            "--data", str(data), "--runs-dir", str(tmp / "runs"),
+            "--logs-dir", str(tmp / "logs")]
+
+
+def _run_until(argv, log, pattern, sig, whom="group", timeout=240):
+    """Start the runner in its own process group; when `pattern` shows up in
+    `log`, send `sig` to the group (or the runner alone). Returns (rc, output,
+    caffe pid seen in the log)."""
+    p = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    t0 = time.time()
+    sent = False
+    try:
+        while p.poll() is None and time.time() - t0 < timeout:
+            text = open(log, errors="replace").read() if os.path.exists(log) else ""
+            if re.search(pattern, text):
+                if whom == "group":
+                    os.killpg(p.pid, sig)
+                else:
+                    os.kill(p.pid, sig)
+                sent = True
+                break
+            time.sleep(0.02)
+        out = p.communicate(timeout=STOP_WAIT)[0].decode()
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert sent, f"{pattern!r} never appeared in {log}; runner said:\n{out}"
+    pids = re.findall(r"^I\d+ [\d:.]+\s+(\d+) solver\.cpp", open(log).read(), re.M)
+    return p.returncode, out, int(pids[-1])
+
+
+STOP_WAIT = 120
+
+
+def _gone(pid, wait=10):
+    t0 = time.time()
+    while time.time() - t0 < wait:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _snapshot_written(n):
+    # the solverstate line, then the lines Caffe logs after writing it
+    return rf"solver state to binary proto file \S+snap_iter_{n}\.solverstate\n(?:.*\n){{2}}"
+
+
+def _resumes(log_path):
+    """[(iteration resumed from, first iteration the resumed run displayed)]."""
+    text = open(log_path).read()
+    out = []
+    for m in re.finditer(r"Resuming from \S+snap_iter_(\d+)\.solverstate", text):
+        d = re.compile(r"\] Iteration (\d+) \(").search(text, m.end())
+        out.append((int(m.group(1)), int(d.group(1)) if d else None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def killed_runs(repo_root, tiny_cifar, tmp_path_factory):
+    """Kill the runner during step 1 (SIGKILL to its group, then Ctrl-C) and
+    step 3 (SIGKILL to the runner alone), then let it finish."""
+    tmp = tmp_path_factory.mktemp("runner")
+    argv = _argv(repo_root, tmp, tiny_cifar)
+    logs = tmp / "logs" / "cifar10-resnet20"
+    r = {"tmp": tmp, "logs": logs, "runs": tmp / "runs" / "cifar10-resnet20", "argv": argv}
+    r["kill1"] = _run_until(argv, logs / "1_full.log", _snapshot_written(10), signal.SIGKILL)
+    r["state1"] = json.loads((r["runs"] / "state.json").read_text())
+    r["int"] = _run_until(argv, logs / "1_full.log", r"\] Iteration 2[0-9] \(", signal.SIGINT)
+    r["kill3"] = _run_until(argv, logs / "3_refined.log", _snapshot_written(10),
+                            signal.SIGKILL, whom="runner")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    r["final"] = done
+    r["sizes"] = {p.name: p.stat().st_size for p in logs.glob("*.log")}
+    return r
+
+
+def test_kill_in_step1_kills_caffe_and_resumes_from_snapshot(killed_runs):
+    rc, out, caffe_pid = killed_runs["kill1"]
+    assert rc == -signal.SIGKILL
+    assert _gone(caffe_pid), "caffe kept running after its process group was killed"
+    assert killed_runs["state1"]["steps"]["1_full"]["status"] == "running"
+    log = os.path.join(killed_runs["logs"], "1_full.log")
+    resumes = _resumes(log)
+    # resumed from the snapshot at 10 (SIGKILL), then from the one Ctrl-C made;
+    # each resumed run went on from there (its first displayed iteration)
+    assert resumes[0] == (10, 10), resumes
+    assert len(resumes) == 2 and 20 <= resumes[1][0] < 60, resumes
+    assert resumes[1][0] <= resumes[1][1] < resumes[1][0] + 5, resumes
+
+
+def test_ctrl_c_snapshots_and_exits_130(killed_runs):
+    rc, out, caffe_pid = killed_runs["int"]
+    assert rc == 130, out
+    assert "run the same command again" in out
+    assert _gone(caffe_pid)
+    text = open(os.path.join(killed_runs["logs"], "1_full.log")).read()
+    assert "Optimization stopped early." in text
+
+
+def test_kill_in_step3_kills_caffe_and_resumes(killed_runs):
+    rc, out, caffe_pid = killed_runs["kill3"]
+    assert rc == -signal.SIGKILL
+    assert _gone(caffe_pid), "caffe survived the SIGKILL of the runner"
+    assert re.search(r"\[1_full\] full precision: resuming from iteration \d+ of 60", out), out
+    assert _resumes(os.path.join(killed_runs["logs"], "3_refined.log")) == [(10, 10)]
+
+
+def test_finished_run_has_complete_logs_and_table(killed_runs):
+    from sepnets.caffe_log import parse_log
+    done = killed_runs["final"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "[1_full] done earlier" in out and "[2_bipattern] done earlier" in out
+    assert "resuming from iteration 10 of 30" in out
+    logs = killed_runs["logs"]
+    full = parse_log(str(logs / "1_full.log"))
+    assert full.complete and full.last_iteration == 60 and full.segments == 3
+    refined = parse_log(str(logs / "3_refined.log"))
+    assert refined.complete and refined.last_iteration == 30 and refined.segments == 2
+    # step 2 ran once: one evaluation per log, of the binarized full model
+    evals = sorted(p.name for p in logs.glob("2_bipattern_*.log"))
+    assert evals == ["2_bipattern_mean.log", "2_bipattern_offset0.09.log"]
+    for name in evals:
+        assert (logs / name).read_text().count("Running for 1 iterations.") == 1
+    meta = json.loads((logs / "experiment.json").read_text())
+    assert meta["bipattern_log"] in evals and meta["name"] == "cifar10-resnet20"
+    state = json.loads((killed_runs["runs"] / "state.json").read_text())
+    assert all(state["steps"][s]["done"] for s in ("1_full", "2_bipattern", "3_refined"))
+    # the table: every step has a number, and they are the logs' numbers
+    md = (logs / "results.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| ResNet-20 |"))
+    assert "- <br /> -" not in row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3].startswith(f"{full.accuracy().top1:.4f}")
+    assert cells[5].startswith(f"{refined.accuracy().top1:.4f}")
+    png = logs / "training_curves.png"
+    assert png.stat().st_size > 10000
+
+
+def test_rerun_after_completion_redoes_nothing(killed_runs):
+    again = subprocess.run(killed_runs["argv"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done earlier") == 3
+    logs = killed_runs["logs"]
+    assert {p.name: p.stat().st_size for p in logs.glob("*.log")} == killed_runs["sizes"]
+
+
+def test_rerun_with_another_schedule_is_refused(killed_runs):
+    argv = list(killed_runs["argv"])
+    argv[argv.index("--iters") + 1] = "50"
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "state.json" in err[0] and "iters = 60, not 50" in err[0], err
+
+
+def test_resume_point_skips_a_cut_solverstate(killed_runs, tmp_path):
+    from sepnets.experiment_steps import latest_snapshot
+    src = killed_runs["runs"] / "3_refined"
+    for f in src.glob("snap_iter_*"):
+        shutil.copy(f, tmp_path / f.name)
+    prefix = str(tmp_path / "snap")
+    assert latest_snapshot(prefix)[0] == 30
+    state = tmp_path / "snap_iter_30.solverstate"
+    state.write_bytes(state.read_bytes()[:-3])
+    assert latest_snapshot(prefix)[0] == 20
+    model = tmp_path / "snap_iter_20.caffemodel"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    assert latest_snapshot(prefix)[0] == 10
