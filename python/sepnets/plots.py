@@ -14,7 +14,7 @@ import sys
 
 from .errors import UserError
 from .fileio import atomic_path
-from .results import experiment_folders, load_experiment, readable, warn
+from .results import add_log_arguments, experiment_folders, load_experiment, readable, warn
 
 FIGURE_NAME = "training_curves.png"
 _STYLE = {"full": ("C0", "1: full precision"), "refined": ("C2", "3: refined (fixed patterns)"),
@@ -129,11 +129,7 @@ def main(argv=None):
                ["python tools/plot_logs.py logs/",
                 "python tools/plot_logs.py logs/cifar10-resnet20 --dpi 150",
                 "python tools/plot_logs.py logs/ --top1 loss3/top-1"])
-    p.add_argument("path", nargs="?", default="logs",
-                   help="the logs folder (one sub-folder per experiment) or one "
-                        "experiment folder (default: logs)")
-    p.add_argument("--top1", help="test output holding top-1 accuracy (default: by name)")
-    p.add_argument("--top5", help="test output holding top-5 accuracy (default: by name)")
+    add_log_arguments(p)
     p.add_argument("--dpi", type=int, default=120, help="resolution (default 120)")
     a = p.parse_args(argv)
     exps = [load_experiment(f, a.top1, a.top5) for f in experiment_folders(a.path)]

@@ -368,6 +368,16 @@ def warn(prog, exps):
             print(f"{prog}: warning: {p}: {w}", file=sys.stderr)
 
 
+def add_log_arguments(p):
+    """The arguments parse_logs and plot_logs share: where the logs are and
+    which test outputs hold the accuracies."""
+    p.add_argument("path", nargs="?", default="logs",
+                   help="the logs folder (one sub-folder per experiment) or one "
+                        "experiment folder (default: logs)")
+    p.add_argument("--top1", help="test output holding top-1 accuracy (default: by name)")
+    p.add_argument("--top5", help="test output holding top-5 accuracy (default: by name)")
+
+
 def main(argv=None):
     from .cli import parser
     p = parser("parse_logs.py",
@@ -380,11 +390,7 @@ def main(argv=None):
                ["python tools/parse_logs.py logs/",
                 "python tools/parse_logs.py logs/cifar10-resnet20",
                 "python tools/parse_logs.py logs/ --top1 loss3/top-1 --top5 loss3/top-5"])
-    p.add_argument("path", nargs="?", default="logs",
-                   help="the logs folder (one sub-folder per experiment) or one "
-                        "experiment folder (default: logs)")
-    p.add_argument("--top1", help="test output holding top-1 accuracy (default: by name)")
-    p.add_argument("--top5", help="test output holding top-5 accuracy (default: by name)")
+    add_log_arguments(p)
     p.add_argument("--digits", type=int, default=4, help="decimals in the tables (default 4)")
     p.add_argument("--quiet", action="store_true", help="do not print the tables")
     a = p.parse_args(argv)
