@@ -170,3 +170,28 @@ def test_choose_scale_best_top1_then_lower_loss():
     assert choose_scale(scales, ev, "best") == 0.06
     assert choose_scale(scales, ev, MEAN) == MEAN
     assert choose_scale(scales, {}, "best") == MEAN
+
+
+def test_reset_batchnorm_stats_empties_only_batchnorm(caffe, tmp_path):
+    """Fine-tuning starts from emptied BatchNorm statistics; nothing else changes."""
+    import numpy as np
+    from caffe import layers as L
+    from sepnets.experiment import reset_batchnorm_stats
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[2, 3, 8, 8]))
+    n.conv = L.Convolution(n.data, num_output=4, kernel_size=3, weight_filler=dict(type="msra"))
+    n.bn = L.BatchNorm(n.conv)
+    proto = tmp_path / "n.prototxt"
+    proto.write_text(str(n.to_proto()))
+    net = caffe.Net(str(proto), caffe.TRAIN)
+    net.blobs["data"].data[...] = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
+    net.forward()
+    assert net.params["bn"][2].data[0] != 0
+    src, out = tmp_path / "m.caffemodel", tmp_path / "reset.caffemodel"
+    net.save(str(src))
+    assert reset_batchnorm_stats(str(src), str(out)) == 1
+    again = caffe.Net(str(proto), str(out), caffe.TEST)
+    for blob in again.params["bn"]:
+        assert not np.any(blob.data)
+    np.testing.assert_array_equal(again.params["conv"][0].data, net.params["conv"][0].data)
+    assert src.read_bytes() != out.read_bytes()

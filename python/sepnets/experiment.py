@@ -71,7 +71,7 @@ QUICK = dict(iters=600, finetune_iters=200, batch=32, snapshot=50, test_interval
 # Schedule fields that change the results: a rerun must use the same.
 # (Intervals of tests, snapshots and progress lines may change.)
 _RESULT_KEYS = ("iters", "finetune_iters", "ste_iters", "batch", "test_iter", "sweep",
-                "finetune_scale", "bn_fraction")
+                "finetune_scale", "bn_fraction", "bn_stats")
 
 # The release README's "Ref" column (the ResNet paper's top-1 on CIFAR-10).
 REFERENCE = {"cifar10-resnet20": {"top1": 0.9125}, "cifar10-resnet32": {"top1": 0.9249},
@@ -143,6 +143,32 @@ def experiments(entries=None):
 def _pb2():
     from .model_size import caffe_pb2
     return caffe_pb2()
+
+
+def reset_batchnorm_stats(model_path, out_path):
+    """Write a copy of a caffemodel whose BatchNorm running statistics are
+    emptied (mean, variance and Caffe's scale factor all 0).
+
+    After binarization the full-precision statistics no longer describe the
+    activations. Caffe's moving average (fraction 0.999, its scale factor
+    saturated at about 1000 after a long run) forgets them only over thousands
+    of iterations, and the test net uses them all along: in the real ResNet-20
+    run, fine-tuning reached 86% training accuracy while the test net, still
+    normalising with stale statistics, scored 30%. With the scale factor at 0
+    Caffe re-estimates the statistics from the fine-tuning batches alone."""
+    pb2 = _pb2()
+    model = pb2.NetParameter()
+    with open(model_path, "rb") as f:
+        model.ParseFromString(f.read())
+    reset = 0
+    for layer in model.layer:
+        if layer.type == "BatchNorm":
+            for blob in layer.blobs:
+                blob.data[:] = [0.0] * len(blob.data)
+                blob.double_data[:] = [0.0] * len(blob.double_data)
+            reset += 1
+    write_bytes_atomic(out_path, model.SerializeToString())
+    return reset
 
 
 def read_net(path):
@@ -475,12 +501,14 @@ class Runner:
         return scales
 
     # ---- steps
-    def train_step(self, step, title, net, solver_src, max_iter, weights=None):
+    def train_step(self, step, title, net, solver_src, max_iter, weights=None,
+                   test_first=None):
         """Run (or resume, or skip) one ``caffe train`` step; return its final model.
 
         A step from scratch (no weights) is not tested at iteration 0 (see
         :func:`run_solver`); a fine-tuning step is, which shows the accuracy
-        it starts from."""
+        it starts from, unless `test_first` is False (emptied BatchNorm
+        statistics have nothing to test with yet)."""
         d = os.path.join(self.runs, step)
         prefix = os.path.join(d, "snap")
         log_path = os.path.join(self.logs, f"{step}.log")
@@ -494,7 +522,8 @@ class Runner:
         write_message(tv, net, f"{self.exp.name}, {title}: train_val")
         solver_path = os.path.join(d, "solver.prototxt")
         solver = run_solver(solver_src, tv, max_iter, self.sched, prefix, self.gpu,
-                            test_first=weights is not None)
+                            test_first=weights is not None if test_first is None
+                            else test_first)
         write_message(solver_path, solver, f"{self.exp.name}, {title}: solver "
                       f"(from {solver_src})")
         names = train_layer_names(net)
@@ -654,8 +683,18 @@ class Runner:
                 net, _, solver = self.pattern_setup(chosen)
                 label = scale_label(chosen)
                 binary = os.path.join(self.runs, STEP_BIPATTERN, f"{label}.caffemodel")
+                reset = s.get("bn_stats", "keep") == "reset"
+                if reset:
+                    init = os.path.join(self.runs, STEP_REFINED, f"{label}_bn_reset.caffemodel")
+                    if not model_is_complete(init):
+                        os.makedirs(os.path.dirname(init), exist_ok=True)
+                        n = reset_batchnorm_stats(binary, init)
+                        self.say(f"[{STEP_REFINED}] BatchNorm statistics of {n} layers "
+                                 f"emptied: {shown(init)}")
+                    binary = init
                 self.train_step(STEP_REFINED, f"fine-tuning fixed patterns ({label})",
-                                net, solver, s["finetune_iters"], weights=binary)
+                                net, solver, s["finetune_iters"], weights=binary,
+                                test_first=False if reset else None)
                 if self.ste:
                     net = ste_net(self.catalog_net(exp.mean), self.catalog_net(exp.full),
                                   exp.mean.pattern_layers)
@@ -786,6 +825,7 @@ def schedule(exp, a):
     s["display"] = s.get("display") or full.display or 0
     s["sweep"] = a.sweep
     s["finetune_scale"] = a.finetune_scale
+    s["bn_stats"] = a.bn_stats
     return s
 
 
@@ -851,6 +891,10 @@ def build_parser():
     p.add_argument("--bn-fraction", type=_fraction, metavar="F",
                    help="BatchNorm moving_average_fraction for this run (default: the "
                         "prototxt's, 0.999; --quick: 0.95)")
+    p.add_argument("--bn-stats", choices=("reset", "keep"), default="reset",
+                   help="BatchNorm running statistics at the start of fine-tuning: reset "
+                        "(default; re-estimated from the fine-tuning batches) or keep the "
+                        "full-precision ones, as a plain 'caffe train --weights' does")
     p.add_argument("--keep-snapshots", type=int, default=0, metavar="N",
                    help="keep only the N newest snapshots of a step (default 0: keep all)")
     p.add_argument("--sweep", type=_sweep_arg, default=DEFAULT_SWEEP,
