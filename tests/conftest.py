@@ -1,7 +1,11 @@
 """Shared fixtures: the repo, the shared data folder, the built Caffe."""
+import io
 import os
+import re
 import sys
+import tarfile
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,3 +38,31 @@ def caffe():
     c = import_caffe()
     c.set_mode_cpu()
     return c
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory, shared_dir):
+    """DATA/cifar10/v3 from the first images of each class of the shared archive
+    (30 train, 10 test per class), written by the project's data module."""
+    from PIL import Image
+    from sepnets.data import cifar10
+    from sepnets.data.cifar10_sources import CLASSES, Cifar10
+    want = {"train": 30, "test": 10}
+    pat = re.compile(r"(train|test)/([a-z]+)/(\d+)\.jpg$")
+    got = {"train": [], "test": []}
+    archive = os.path.join(shared_dir, "data", "cifar10-jpeg.tar.gz")
+    with tarfile.open(archive, "r|gz") as tar:
+        for m in tar:
+            g = pat.search(m.name)
+            if not g or int(g.group(3)) >= want[g.group(1)]:
+                continue
+            im = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
+            got[g.group(1)].append((CLASSES.index(g.group(2)),
+                                    np.asarray(im, np.uint8).transpose(2, 0, 1)))
+    images = {s: np.stack([x for _, x in v]) for s, v in got.items()}
+    labels = {s: np.array([y for y, _ in v], np.int64) for s, v in got.items()}
+    assert len(labels["train"]) == 10 * want["train"]
+    data = tmp_path_factory.mktemp("runner_data")
+    cifar10.write_version(Cifar10(images, labels, archive, "image-folder"),
+                          str(data / "cifar10"), 3, progress=lambda _m: None)
+    return data

@@ -3,6 +3,7 @@ the table's form and where each number comes from, which BiPattern evaluation
 is reported, steps still running, bad input, atomic and repeatable output."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -208,3 +209,29 @@ def test_plot_offsets(logs):
     assert [m["chosen"] for m in markers] == [False, True, False]
     assert refined["loss_sec"][0] == 54.0 + 1.0
     assert [m["acc"] for m in markers] == [0.3, 0.4, pytest.approx(0.45)]
+
+
+def test_nested_runs_are_found_and_told_apart(logs):
+    """logs/<variant>/<exp> (a second run of the same net kept apart) is an
+    experiment too; a folder of other logs (no step logs) is not."""
+    again = logs / "bnreset" / "resnet20-small"
+    again.mkdir(parents=True)
+    for f in ("1_full.log", "2_bipattern_mean.log", "experiment.json"):
+        shutil.copy(logs / "resnet20-small" / f, again / f)
+    (again / "3_refined.log").write_text(train_log({0: (0.4, 0.8), 20: (0.88, 0.99)}, {0: 1.8}))
+    other = logs / "device-check"
+    other.mkdir()
+    (other / "train_gpu.log").write_text(train_log({0: (0.5, 0.9)}, {0: 1}))
+    assert results.experiment_folders(str(logs)) == [
+        str(logs / "resnet20-small"), str(logs / "resnet32-running"), str(again)]
+    out = _tool("parse_logs.py", logs)
+    assert out.returncode == 0, out.stderr
+    combined = (logs / "RESULTS.md").read_text()
+    assert "| ResNet-20 | Top 1" in combined
+    assert "| ResNet-20 (bnreset) | Top 1 <br /> Top 5 | 0.9125 <br /> - | 0.9000 <br /> " \
+           "0.9950 | 0.3000 <br /> 0.7000 | 0.8800 <br /> 0.9900 |" in combined
+    assert "[ResNet-20 (bnreset)](bnreset/resnet20-small/results.md)" in combined
+    assert not (other / "results.md").exists()
+    out = _tool("plot_logs.py", logs, "--dpi", "40")
+    assert out.returncode == 0, out.stderr
+    assert (again / plots.FIGURE_NAME).stat().st_size > 1000

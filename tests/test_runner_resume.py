@@ -4,7 +4,6 @@ its newest snapshot, never redo a finished step, and leave a complete table.
 Runs the real runner (and so the real caffe binary) on ResNet-20 of the
 catalog with a few hundred real CIFAR-10 images and tiny iteration counts.
 """
-import io
 import json
 import os
 import re
@@ -12,44 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
-import numpy as np
 import pytest
 
-TRAIN_PER_CLASS, TEST_PER_CLASS = 30, 10
 RUN = ["cifar10-resnet20", "--iters", "60", "--finetune-iters", "30", "--batch", "8",
        "--snapshot", "10", "--test-interval", "20", "--test-iter", "1", "--display", "5",
        "--sweep", "release"]
-
-
-@pytest.fixture(scope="module")
-def tiny_cifar(tmp_path_factory, shared_dir):
-    """DATA/cifar10/v3 from the first images of each class of the shared archive,
-    written by the project's data module."""
-    from PIL import Image
-    from sepnets.data import cifar10
-    from sepnets.data.cifar10_sources import CLASSES, Cifar10
-    want = {"train": TRAIN_PER_CLASS, "test": TEST_PER_CLASS}
-    pat = re.compile(r"(train|test)/([a-z]+)/(\d+)\.jpg$")
-    got = {"train": [], "test": []}
-    archive = os.path.join(shared_dir, "data", "cifar10-jpeg.tar.gz")
-    with tarfile.open(archive, "r|gz") as tar:
-        for m in tar:
-            g = pat.search(m.name)
-            if not g or int(g.group(3)) >= want[g.group(1)]:
-                continue
-            im = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
-            got[g.group(1)].append((CLASSES.index(g.group(2)),
-                                    np.asarray(im, np.uint8).transpose(2, 0, 1)))
-    images = {s: np.stack([x for _, x in v]) for s, v in got.items()}
-    labels = {s: np.array([y for y, _ in v], np.int64) for s, v in got.items()}
-    assert len(labels["train"]) == 10 * TRAIN_PER_CLASS
-    data = tmp_path_factory.mktemp("runner_data")
-    cifar10.write_version(Cifar10(images, labels, archive, "image-folder"),
-                          str(data / "cifar10"), 3, progress=lambda _m: None)
-    return data
 
 
 def _argv(repo_root, tmp, data):

@@ -68,9 +68,11 @@ def set_batch(net, batch):
     return found
 
 
-def caffe_time(model_path, iterations, env=None):
+def caffe_time(model_path, iterations, env=None, gpu=None):
     """Run `caffe time` and return (per-layer {name: (fwd, bwd)}, totals)."""
     cmd = [caffe_tool("caffe"), "time", "-model", model_path, "-iterations", str(iterations)]
+    if gpu is not None:
+        cmd += ["-gpu", str(gpu)]
     run_env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0", **(env or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env)
     if proc.returncode != 0:
@@ -92,7 +94,7 @@ def caffe_time(model_path, iterations, env=None):
     return layers, totals
 
 
-def compare(model, batch, iterations, repeats=1):
+def compare(model, batch, iterations, repeats=1, gpu=None):
     """Time the stock and the pattern variant of `model`; returns a result dict."""
     caffe = import_caffe()
     from caffe.proto import caffe_pb2
@@ -120,14 +122,15 @@ def compare(model, batch, iterations, repeats=1):
                     variant(net, changed, layer_type, engine, caffe_pb2)))
             best = None
             for _ in range(repeats):
-                layers, totals = caffe_time(path, iterations)
+                layers, totals = caffe_time(path, iterations, gpu=gpu)
                 fwd = sum(layers[n][0] for n in changed)
                 bwd = sum(layers[n][1] for n in changed)
                 if best is None or fwd + bwd < best["fwd"] + best["bwd"]:
                     best = dict(fwd=fwd, bwd=bwd,
                                 net_total=totals.get("Forward-Backward", float("nan")))
             results[label] = best
-    return dict(model=model, batch=batch, iterations=iterations, layers=changed, results=results)
+    return dict(model=model, batch=batch, iterations=iterations, layers=changed, results=results,
+                device="CPU" if gpu is None else f"GPU {gpu}")
 
 
 def format_table(r):
@@ -143,9 +146,14 @@ def format_table(r):
         fb = v["fwd"] + v["bwd"]
         rows.append(f"| {label} | {v['fwd']:.1f} | {v['bwd']:.1f} | {fb:.1f} "
                     f"| {fb / ref_fb:.2f}x | {v['net_total']:.1f} |")
-    head = (f"`caffe time` on `{r['model']}`, batch {r['batch']}, {r['iterations']} iterations; "
+    head = (f"`caffe time` on `{r['model']}` ({r.get('device', 'CPU')}), batch {r['batch']}, "
+            f"{r['iterations']} iterations; "
             f"times summed over the {len(r['layers'])} k x k convolution layers, "
             f"whose type and engine are the only difference between the runs.")
+    if r.get("device", "CPU") != "CPU":
+        head += (" On a GPU both engines run Caffe's im2col + cuBLAS code (oneDNN is the "
+                 "CPU path), so the DEFAULT rows measure the same kernels again: their "
+                 "spread is the run-to-run noise.")
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -156,7 +164,8 @@ def main(argv=None):
                ["python tools/bench_conv.py",
                 "python tools/bench_conv.py --batch 128 --iterations 10 "
                 "--out logs/benchmarks/bench_conv_resnet20.md",
-                "python tools/bench_conv.py --model prototxt/googlenet/deploy.prototxt --batch 32"])
+                "python tools/bench_conv.py --model prototxt/googlenet/deploy.prototxt --batch 32",
+                "python tools/bench_conv.py --gpu 0 --iterations 20   # a CUDA build of Caffe"])
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"deploy prototxt with an Input layer (default: {DEFAULT_MODEL})")
     p.add_argument("--batch", type=int, default=128, help="batch size (default: 128)")
@@ -164,13 +173,17 @@ def main(argv=None):
                    help="caffe time iterations per run (default: 5)")
     p.add_argument("--repeats", type=int, default=1,
                    help="runs per variant; the fastest is kept (default: 1)")
+    p.add_argument("--gpu", type=int, metavar="N",
+                   help="time on GPU N (caffe time -gpu N; needs Caffe built with CUDA)")
     p.add_argument("--out", help="also write the table to this Markdown file")
     a = p.parse_args(argv)
     if a.batch < 1 or a.iterations < 1 or a.repeats < 1:
         raise UserError(None, "--batch, --iterations and --repeats must be >= 1")
+    if a.gpu is not None and a.gpu < 0:
+        raise UserError(None, "--gpu must be a device id >= 0")
     model = a.model if os.path.isabs(a.model) or os.path.exists(a.model) \
         else os.path.join(REPO_ROOT, a.model)
-    result = compare(model, a.batch, a.iterations, a.repeats)
+    result = compare(model, a.batch, a.iterations, a.repeats, a.gpu)
     result["model"] = os.path.relpath(model, REPO_ROOT) if model.startswith(REPO_ROOT) else model
     table = format_table(result)
     print(table, end="")

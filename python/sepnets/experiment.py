@@ -189,13 +189,13 @@ def read_solver(path):
     return s
 
 
-def _header(what):
-    return (f"# {what}\n# Written by tools/run_experiment.py for this run; paths are relative "
+def _header(what, by):
+    return (f"# {what}\n# Written by {by} for this run; paths are relative "
             "to the repository root (caffe runs there).\n")
 
 
-def write_message(path, msg, what):
-    write_text_atomic(path, _header(what) + text_format.MessageToString(msg))
+def write_message(path, msg, what, by="tools/run_experiment.py"):
+    write_text_atomic(path, _header(what, by) + text_format.MessageToString(msg))
 
 
 def divisor_at_most(n, k):

@@ -14,7 +14,7 @@ import sys
 
 from .errors import UserError
 from .fileio import atomic_path
-from .results import add_log_arguments, experiment_folders, load_experiment, readable, warn
+from .results import add_log_arguments, load_folders, readable, warn
 
 FIGURE_NAME = "training_curves.png"
 _STYLE = {"full": ("C0", "1: full precision"), "refined": ("C2", "3: refined (fixed patterns)"),
@@ -132,7 +132,7 @@ def main(argv=None):
     add_log_arguments(p)
     p.add_argument("--dpi", type=int, default=120, help="resolution (default 120)")
     a = p.parse_args(argv)
-    exps = [load_experiment(f, a.top1, a.top5) for f in experiment_folders(a.path)]
+    exps = load_folders(a.path, a.top1, a.top5)
     warn("plot_logs.py", exps)
     written, skipped = [], []
     for e in exps:

@@ -88,19 +88,40 @@ def log_files(folder):
 
 def experiment_folders(path):
     """The experiment folders under `path`: `path` itself if it holds logs,
-    else its sub-folders that do."""
+    else every folder below it that holds step logs (``1_full.log``, ...), at
+    any depth, so that runs kept apart (``logs/quick/<exp>``) are found too;
+    the shallowest first."""
     if not os.path.exists(path):
         raise UserError(path, "no such folder")
     if not os.path.isdir(path):
         raise UserError(path, "not a folder (give the logs folder or an experiment folder)")
     if log_files(path):
         return [path]
-    subs = [os.path.join(path, d) for d in sorted(os.listdir(path))]
-    found = [d for d in subs if os.path.isdir(d) and log_files(d)]
+    found = []
+    for folder, subs, _ in os.walk(path):
+        subs[:] = sorted(d for d in subs if d != CSV_DIR and not d.startswith("."))
+        if folder != path and any(step_of(os.path.basename(f)) for f in log_files(folder)):
+            found.append(folder)
+            subs[:] = []        # an experiment's own sub-folders are not experiments
     if not found:
         raise UserError(path, "no Caffe logs (*.log) in this folder or its experiment "
                         "sub-folders")
-    return found
+    return sorted(found, key=lambda f: (os.path.relpath(f, path).count(os.sep), f))
+
+
+def load_folders(path, top1=None, top5=None):
+    """Every experiment under `path`, parsed; experiments of the same name
+    (the same net run twice, e.g. under ``logs/<variant>/``) are told apart by
+    the folder they sit in."""
+    exps = [load_experiment(f, top1, top5) for f in experiment_folders(path)]
+    counts = {}
+    for e in exps:
+        counts[e.name] = counts.get(e.name, 0) + 1
+    for e in exps:
+        parent = os.path.dirname(os.path.relpath(e.folder, path))
+        if counts[e.name] > 1 and parent and parent != os.curdir:
+            e.name = f"{e.name} ({parent})"
+    return exps
 
 
 def step_of(filename):
@@ -355,7 +376,7 @@ def write_experiment(exp, digits=4):
 
 def load_all(path, top1=None, top5=None):
     """Experiments under `path`; raise if none of their logs has results."""
-    exps = [load_experiment(f, top1, top5) for f in experiment_folders(path)]
+    exps = load_folders(path, top1, top5)
     if not any(e.logs for e in exps):
         problems = "; ".join(f"{os.path.basename(p)}: {w}" for e in exps for p, w in e.warnings)
         raise UserError(path, f"no results in any log ({problems})")

@@ -1,0 +1,60 @@
+"""The inputs of scripts/device_check.sh: spread data subsets, the model, and a
+pattern-mean net and solver that the real caffe runs from them alone."""
+import os
+import subprocess
+
+import pytest
+
+from sepnets import device_check
+from sepnets.errors import UserError
+from sepnets.experiment import read_net, read_solver
+from sepnets.experiment_steps import lmdb_entries
+
+
+@pytest.fixture(scope="module")
+def full_model(caffe, repo_root, tmp_path_factory):
+    """An untrained full-precision ResNet-20 model of the catalog's deploy net."""
+    path = str(tmp_path_factory.mktemp("device_model") / "full.caffemodel")
+    net = caffe.Net(os.path.join(repo_root, "prototxt", "cifar10-resnet20", "deploy.prototxt"),
+                    caffe.TEST)
+    net.save(path)
+    return path
+
+
+def test_prepared_inputs_run_in_caffe(full_model, tiny_cifar, caffe_bin, repo_root, tmp_path):
+    out = tmp_path / "check"
+    device_check.prepare(str(out), full_model, str(tiny_cifar), n_test=50, n_train=40,
+                         iters=2, seed=3)
+    data = out / "data" / "cifar10" / "v3"
+    assert lmdb_entries(str(data / "test_lmdb")) == 50
+    assert lmdb_entries(str(data / "train_lmdb")) == 40
+    net = read_net(str(out / "pattern_mean.prototxt"))
+    catalog = read_net(os.path.join(repo_root, device_check.PATTERN_NET, "train_val.prototxt"))
+    assert [layer.type for layer in net.layer] == [layer.type for layer in catalog.layer]
+    assert sum(layer.type == "BinaryPatternConvolution" for layer in net.layer) >= 18
+    sources = [layer.data_param.source for layer in net.layer if layer.HasField("data_param")]
+    assert sources and all(s.startswith(str(out)) for s in sources)
+    solver = read_solver(str(out / "solver.prototxt"))
+    assert (solver.max_iter, solver.random_seed, solver.test_iter[0]) == (2, 3, 1)
+    proc = subprocess.run([caffe_bin, "test", "-model", str(out / "pattern_mean.prototxt"),
+                           "-weights", str(out / "full.caffemodel"), "-iterations", "1"],
+                          capture_output=True, text=True, env=dict(os.environ,
+                                                                  GLOG_logtostderr="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "] acctop1 = " in proc.stderr
+    proc = subprocess.run([caffe_bin, "train", "-solver", str(out / "solver.prototxt"),
+                           "-weights", str(out / "full.caffemodel")],
+                          capture_output=True, text=True, env=dict(os.environ,
+                                                                  GLOG_logtostderr="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Optimization Done" in proc.stderr
+    assert not list(out.glob("snap_iter_*")), "the check's solver must not snapshot"
+
+
+def test_missing_data_or_model_is_one_clear_error(full_model, tiny_cifar, tmp_path):
+    with pytest.raises(UserError, match="prepare the data first"):
+        device_check.prepare(str(tmp_path / "a"), full_model, str(tmp_path), 5, 5, 1, 1)
+    with pytest.raises(UserError, match="no such model"):
+        device_check.prepare(str(tmp_path / "b"), str(tmp_path / "none.caffemodel"),
+                             str(tiny_cifar), 5, 5, 1, 1)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
