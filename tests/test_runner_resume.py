@@ -30,8 +30,12 @@ def _run_until(argv, log, pattern, sig, whom="group", timeout=240):
     """Start the runner in its own process group; when `pattern` shows up in
     `log`, send `sig` to the group (or the runner alone). Returns (rc, output,
     caffe pid seen in the log)."""
+    # Default SIGINT in the runner even when the tests run in the background
+    # (a shell starts background jobs with SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored).
     p = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
+                         stderr=subprocess.STDOUT,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     sent = False
     try:
