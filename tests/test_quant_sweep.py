@@ -42,9 +42,10 @@ def test_sweep_table_is_real_and_keeps_the_best(cifar, caffe, tmp_path, capsys):
     from sepnets.model_size import model_arrays, read_caffemodel, read_prototxt
     net = read_prototxt(cifar["prototxt"])
     arrays = model_arrays(net, read_caffemodel(cifar["model"]), cifar["prototxt"], cifar["model"])
-    rows, best, blob, images = sweep(net, cifar["prototxt"], arrays, cifar["model"], ["conv2"],
-                                     parse_sweep(OFFSETS), BATCHES)
+    rows, best, blob, images, notes = sweep(net, cifar["prototxt"], arrays, cifar["model"],
+                                            ["conv2"], parse_sweep(OFFSETS), BATCHES)
     assert blob == "accuracy" and images == BATCHES * BATCH
+    assert notes == []          # the sweep reads the whole validation LMDB
     assert [r[1] for r in rows] == [None, MEAN] + parse_sweep(OFFSETS)
 
     # every row equals what a fresh net measures on the model quant_pattern writes
@@ -92,3 +93,43 @@ def test_sweep_needs_validation_data(cifar, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing_data.prototxt" in err, err
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_sweep_on_part_of_a_class_ordered_set_sees_every_class(cifar, tmp_path):
+    """On a validation LMDB stored class by class (like the CIFAR-10 test LMDB
+    the data module writes) the first batch holds one class; the sweep's
+    spread batch holds all of them."""
+    import lmdb
+    from sepnets.binarize import spread_validation
+    from sepnets.model_size import caffe_pb2, read_prototxt
+
+    pb2 = caffe_pb2()
+
+    def records(path):
+        with lmdb.open(path, readonly=True, lock=False) as env, env.begin() as txn:
+            return [bytes(v) for _, v in txn.cursor()]
+
+    def label(v):
+        datum = pb2.Datum()
+        datum.ParseFromString(v)
+        return datum.label
+
+    net = read_prototxt(cifar["prototxt"])
+    data = next(layer for layer in net.layer
+                if layer.type == "Data" and layer.include[0].phase == pb2.TEST)
+    ordered = sorted(records(data.data_param.source), key=label)
+    data.data_param.source = str(tmp_path / "ordered_lmdb")
+    with lmdb.open(data.data_param.source, map_size=1 << 28) as env, \
+            env.begin(write=True) as txn:
+        for i, v in enumerate(ordered):
+            txn.put(f"{i:08d}".encode(), v)
+    assert len({label(v) for v in ordered[:BATCH]}) <= 3
+
+    spread, notes = spread_validation(net, 1, str(tmp_path / "sweep"))
+    source = next(layer.data_param.source for layer in spread.layer
+                  if layer.type == "Data" and layer.include[0].phase == pb2.TEST)
+    assert source != data.data_param.source and len(notes) == 1
+    assert f"{BATCH} of the {len(ordered)} records" in notes[0]
+    got = records(source)
+    assert len(got) == BATCH and {label(v) for v in got} == {label(v) for v in ordered}
+    assert spread_validation(net, len(ordered) // BATCH, str(tmp_path / "all"))[1] == []

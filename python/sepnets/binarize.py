@@ -20,7 +20,8 @@ Two forms exist because two Caffes exist:
   weights that are exactly zero.
 
 ``--sweep`` replaces the release's hand tuning of X: every offset and the mean
-scale are evaluated on the same cached validation batches.
+scale are evaluated on the same cached validation batches, taken every k-th
+record of the validation LMDB when the sweep reads only part of it.
 """
 import math
 import os
@@ -264,10 +265,49 @@ class CachedBatches:
         return sum(next(iter(f.values())).shape[0] for f in self.cache)
 
 
+def spread_validation(val_net, batches, tmp):
+    """A copy of `val_net` whose TEST LMDB Data layers read `batches` batches
+    spread over their whole LMDB (every k-th record, copied under `tmp`)
+    instead of its first records, and one note per layer changed.
+
+    Why: a sweep on part of a validation set reads its first records, and a
+    set stored class by class (like the CIFAR-10 test LMDB here) would then
+    rank the scales on one or two classes."""
+    from .experiment_steps import lmdb_entries, lmdb_subset
+    pb2 = caffe_pb2()
+    net = pb2.NetParameter()
+    net.CopyFrom(val_net)
+    notes = []
+    for layer in net.layer:
+        dp = layer.data_param
+        if layer.type != "Data" or not in_phase(layer, pb2.TEST) or \
+                dp.backend != pb2.DataParameter.LMDB or not os.path.isdir(dp.source):
+            continue
+        n, total = batches * dp.batch_size, lmdb_entries(dp.source)
+        if n >= total:
+            continue
+        dst = os.path.join(tmp, f"{len(notes)}_lmdb")
+        lmdb_subset(dp.source, dst, n)
+        notes.append(f"{layer.name}: {n} of the {total} records of {dp.source}, "
+                     f"every {total / n:g}th")
+        dp.source = dst
+    return net, notes
+
+
 def sweep(val_net, val_path, arrays, model_path, selected, offsets, batches, metric=None):
     """Evaluate the full model, the mean scale and each offset on the same
-    batches. Returns (rows, best scale, metric blob); rows are (label, scale,
-    metric value, loss or None), the first row being the full-precision model."""
+    batches, spread over the validation set (:func:`spread_validation`).
+    Returns (rows, best scale, metric blob, images, notes); rows are (label,
+    scale, metric value, loss or None), the first row being the full-precision
+    model."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="sepnets-sweep-") as tmp:
+        val_net, notes = spread_validation(val_net, batches, tmp)
+        return _sweep(val_net, val_path, arrays, model_path, selected, offsets, batches,
+                      metric) + (notes,)
+
+
+def _sweep(val_net, val_path, arrays, model_path, selected, offsets, batches, metric):
     blob, higher = _metric_blob(val_net, val_path, metric)
     pb2 = caffe_pb2()
     loss_blob = next((layer.top[0] for layer in val_net.layer
@@ -402,9 +442,11 @@ def main(argv=None):
     if offsets is not None:
         val_path = a.val_prototxt or net_path
         val_net = read_prototxt(a.val_prototxt) if a.val_prototxt else net
-        rows, scale, blob, images = sweep(val_net, val_path, arrays, a.model, selected, offsets,
-                                          a.batches, a.metric)
+        rows, scale, blob, images, notes = sweep(val_net, val_path, arrays, a.model, selected,
+                                                 offsets, a.batches, a.metric)
         print(format_sweep(rows, blob, scale, images, a.batches))
+        for note in notes:
+            print(f"validation data: {note}")
     else:
         scale = a.offset if a.offset is not None else MEAN
 
