@@ -69,7 +69,7 @@ def prepare(out, model, data_root, n_test, n_train, iters, seed):
 
 
 def main(argv=None):
-    p = parser("device_check_prepare",
+    p = parser("python -m sepnets.device_check",
                "Write the inputs of scripts/device_check.sh (a CUDA build checked on a GPU "
                "host): data subsets, the full-precision model, the pattern-mean net and "
                "solver, under one folder that travels with the repository.",
