@@ -58,3 +58,20 @@ def test_missing_data_or_model_is_one_clear_error(full_model, tiny_cifar, tmp_pa
         device_check.prepare(str(tmp_path / "b"), str(tmp_path / "none.caffemodel"),
                              str(tiny_cifar), 5, 5, 1, 1)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_bundle_refuses_a_cpu_build_and_a_missing_folder(repo_root, tmp_path):
+    """scripts/device_bundle.sh packs CUDA builds only, with one clear line."""
+    script = os.path.join(repo_root, "scripts", "device_bundle.sh")
+    out = subprocess.run(["bash", script, "build", str(tmp_path / "b")], capture_output=True,
+                         text=True, cwd=repo_root)
+    assert out.returncode == 1
+    assert out.stderr == "[device-bundle] error: build: not a CUDA build " \
+                         "(configure with -DSEPNETS_CUDA=ON)\n"
+    out = subprocess.run(["bash", script, str(tmp_path / "nowhere"), str(tmp_path / "b")],
+                         capture_output=True, text=True, cwd=repo_root)
+    assert out.returncode == 1 and "not a build folder of this project" in out.stderr
+    assert not (tmp_path / "b").exists()
+    out = subprocess.run(["bash", os.path.join(repo_root, "scripts", "device_check.sh")],
+                         capture_output=True, text=True, cwd=repo_root)
+    assert out.returncode == 2 and out.stderr.startswith("usage: ")
