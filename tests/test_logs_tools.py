@@ -97,8 +97,9 @@ def test_tables(logs):
     assert head in combined and head in out.stdout
     assert ("| ResNet-20 | Top 1 <br /> Top 5 | 0.9125 <br /> - | 0.9000 <br /> 0.9950 | "
             "0.4000 <br /> 0.8000 | 0.8500 <br /> 0.9900 | - <br /> - |") in combined
-    assert ("| resnet32-running | Top 1 <br /> Top 5 | - <br /> - | 0.5000 <br /> 0.9000 | "
-            "- <br /> - | - <br /> - | 0.2000 <br /> 0.6000 |") in combined
+    assert ("| resnet32-running | Top 1 <br /> Top 5 | - <br /> - | 0.5000 <br /> 0.9000 <br /> "
+            "(unfinished, iteration 10) | - <br /> - | - <br /> - | 0.2000 <br /> 0.6000 |") \
+        in combined
     md = (logs / "resnet20-small" / "results.md").read_text()
     assert "- BiPattern: `2_bipattern_offset0.06.log` (chosen in experiment.json)" in md
     assert "- Full: `1_full.log` at iteration 40" in md

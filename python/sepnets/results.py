@@ -246,7 +246,10 @@ def table(experiments, digits=4):
             cells.append(_cell(ref.get("top1"), ref.get("top5"), digits))
         for k in steps:
             r = e.results.get(k)
-            cells.append(_cell(r.acc.top1, r.acc.top5, digits) if r else "- <br /> -")
+            cell = _cell(r.acc.top1, r.acc.top5, digits) if r else "- <br /> -"
+            if r and r.log.kind != "test" and not r.log.complete:
+                cell += f" <br /> (unfinished, iteration {r.acc.iteration})"
+            cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
