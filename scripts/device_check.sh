@@ -12,7 +12,7 @@
 #   1. Caffe's GTest binary (the project's layers and the stock convolution,
 #      every test typed for CPU and GPU) -> gtest_gpu.log
 #   2. caffe test of the trained ResNet-20, binarized by the pattern-mean net,
-#      on CPU and GPU -> caffe_test.log (the two accuracies must agree)
+#      on CPU and GPU -> caffe_test_{cpu,gpu}.log (the two accuracies must agree)
 #   3. caffe train of the pattern net (fixed patterns) from the same model,
 #      seeded, on GPU and a few iterations on CPU -> train_gpu.log, train_cpu.log
 #   4. tools/bench_conv.py --gpu 0 -> bench_conv_resnet20_gpu.md
@@ -78,16 +78,14 @@ run() {
   local iters
   iters=$(grep -m1 '^test_iter:' .device/check/solver.prototxt | awk '{print $2}')
   say "2/4 caffe test, pattern-mean net from the full-precision model, CPU vs GPU"
-  : > "$out/caffe_test.log"
-  local acc_cpu acc_gpu
   for dev in cpu gpu; do
-    echo "==== $dev" >> "$out/caffe_test.log"
     local args=(test -model "$net" -weights "$model" -iterations "$iters")
     [ $dev = gpu ] && args+=(-gpu 0)
-    GLOG_logtostderr=1 caffe "${args[@]}" >> "$out/caffe_test.log" 2>&1 || fail=1
+    GLOG_logtostderr=1 caffe "${args[@]}" > "$out/caffe_test_$dev.log" 2>&1 || fail=1
   done
-  acc_cpu=$(awk '/^==== cpu/{f=1} /^==== gpu/{f=0} f' "$out/caffe_test.log" | grep -E '\] acctop1 = ' | tail -1 | sed 's/.*= //')
-  acc_gpu=$(awk '/^==== gpu/{f=1} f' "$out/caffe_test.log" | grep -E '\] acctop1 = ' | tail -1 | sed 's/.*= //')
+  local acc_cpu acc_gpu
+  acc_cpu=$(accuracy "$out/caffe_test_cpu.log")
+  acc_gpu=$(accuracy "$out/caffe_test_gpu.log")
   say "top-1 on $((iters * 100)) test images: CPU ${acc_cpu:-?}  GPU ${acc_gpu:-?}"
   python3 - "$acc_cpu" "$acc_gpu" <<'PY' || fail=1
 import sys
