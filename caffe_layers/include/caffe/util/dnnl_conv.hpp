@@ -45,7 +45,13 @@ class DnnlConvolution {
       const float* weights, float* bottom_diff, float* weights_diff);
 
   int chunk() const;
+  /// OpenMP threads of its calls: fewer than MaxThreads() on small problems,
+  /// where waking every thread costs more than the work.
+  int threads() const;
   const char* implementation() const;
+  /// The calling thread's OpenMP threads (omp_get_max_threads()); 1 without
+  /// oneDNN.
+  static int MaxThreads();
 
  private:
   class Impl;

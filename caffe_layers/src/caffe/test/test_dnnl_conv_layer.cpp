@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -154,6 +155,17 @@ TYPED_TEST(DnnlConvolutionLayerTest, TestMatchesCaffeChunked) {
   }
 }
 
+TYPED_TEST(DnnlConvolutionLayerTest, TestMatchesCaffeMultithreaded) {
+  if (Caffe::mode() != Caffe::CPU) { return; }
+  // 4.7 M multiply-adds: as many OpenMP threads as the host gives (up to 4).
+  this->blob_bottom_->Reshape(8, 16, 16, 16);
+  FillerParameter filler_param;
+  GaussianFiller<typename TypeParam::Dtype> filler(filler_param);
+  filler.Fill(this->blob_bottom_);
+  this->CheckAgainstCaffe(this->MakeParam(3, 1, 1, 1, 1, 16, true),
+                          DnnlConvolution::kDefaultWorkspaceBytes);
+}
+
 TYPED_TEST(DnnlConvolutionLayerTest, TestGradient) {
   typedef typename TypeParam::Dtype Dtype;
   this->blob_bottom_->Reshape(2, 3, 6, 5);
@@ -164,6 +176,40 @@ TYPED_TEST(DnnlConvolutionLayerTest, TestGradient) {
   GradientChecker<Dtype> checker(1e-2, 1e-3);
   checker.CheckGradientExhaustive(&layer, this->blob_bottom_vec_,
       this->blob_top_vec_);
+}
+
+// Small convolutions run on fewer OpenMP threads than the caller has, large
+// ones on all of them; the caller's count is back after every call.
+TEST(DnnlConvolutionThreadsTest, TestThreadsByProblemSize) {
+  if (!DnnlConvolution::Available()) { return; }
+  const int most = DnnlConvolution::MaxThreads();
+  DnnlConvShape s;
+  memset(&s, 0, sizeof(s));
+  s.num = 2;
+  s.channels = 3;
+  s.height = s.width = s.out_height = s.out_width = 6;
+  s.num_output = 4;
+  s.kernel_h = s.kernel_w = 3;
+  s.stride_h = s.stride_w = s.pad_h = s.pad_w = 1;
+  s.dilation_h = s.dilation_w = s.group = 1;
+  s.bias = true;
+  DnnlConvolution tiny(s);  // 7.8 k multiply-adds
+  EXPECT_EQ(1, tiny.threads());
+  vector<float> bottom(2 * 3 * 6 * 6, 0.5f), weights(4 * 3 * 3 * 3, 0.1f);
+  vector<float> bias(4, 0.f), top(2 * 4 * 6 * 6), diff(top.size(), 1.f);
+  tiny.Forward(bottom.data(), weights.data(), bias.data(), top.data());
+  EXPECT_EQ(most, DnnlConvolution::MaxThreads());
+  EXPECT_NEAR(12 * 0.05f, top[0], 1e-5);  // a corner: 2 x 2 taps x 3 channels
+  vector<float> bottom_diff(bottom.size()), weights_diff(weights.size(), 0.f);
+  tiny.Backward(bottom.data(), diff.data(), weights.data(), bottom_diff.data(),
+                weights_diff.data());
+  EXPECT_EQ(most, DnnlConvolution::MaxThreads());
+
+  s.num = 64;
+  s.channels = s.num_output = 16;
+  s.height = s.width = s.out_height = s.out_width = 32;
+  DnnlConvolution large(s);  // 151 M multiply-adds
+  EXPECT_EQ(std::min(most, 144), large.threads());
 }
 
 }  // namespace caffe

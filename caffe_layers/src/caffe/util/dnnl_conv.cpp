@@ -6,6 +6,8 @@
 #include "caffe/util/math_functions.hpp"
 
 #ifdef SEPNETS_USE_DNNL
+#include <omp.h>
+
 #include "dnnl.hpp"
 #endif
 
@@ -16,6 +18,40 @@ namespace caffe {
 using dnnl::memory;
 typedef memory::format_tag tag;
 typedef memory::data_type dt;
+
+// Multiply-adds a thread should have before oneDNN splits a call further.
+// Every OpenMP parallel region wakes all its threads (passively waiting ones
+// through the kernel); on tiny convolutions that costs more than the work,
+// catastrophically so when the threads outnumber the free cores (a loaded or
+// many-core host: a gradient check of a 3x3 layer took 2 s on one thread and
+// minutes on two threads beside a training run). About 0.1 ms of one core.
+const double kMacsPerThread = 1 << 20;
+
+// The OpenMP threads of oneDNN's calls while in scope (oneDNN's OpenMP
+// runtime reads the calling thread's omp_get_max_threads(), both when it
+// plans a primitive and when it runs one); restores the caller's count.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
+    if (threads != saved_) { omp_set_num_threads(threads); }
+  }
+  ~ScopedOmpThreads() {
+    if (omp_get_max_threads() != saved_) { omp_set_num_threads(saved_); }
+  }
+
+ private:
+  int saved_;
+  DISABLE_COPY_AND_ASSIGN(ScopedOmpThreads);
+};
+
+// Threads for a convolution of `macs` multiply-adds per call: at most the
+// caller's OpenMP threads, one per kMacsPerThread. Other oneDNN runtimes
+// (TBB, threadpool) schedule themselves: they keep their count.
+int ThreadsFor(double macs) {
+  const int most = DnnlConvolution::MaxThreads();
+  if (dnnl::version()->cpu_runtime != DNNL_RUNTIME_OMP) { return most; }
+  return std::max(1, std::min(most, static_cast<int>(macs / kMacsPerThread)));
+}
 
 // Primitives and oneDNN-layout buffers for one chunk size.
 struct DnnlPlan {
@@ -41,6 +77,9 @@ class DnnlConvolution::Impl {
          size_t(s.num_output) * s.out_height * s.out_width);
     chunk_ = std::max(1, std::min(s.num,
         static_cast<int>(workspace_bytes / std::max<size_t>(per_image, 1))));
+    threads_ = ThreadsFor(double(chunk_) * s.num_output * s.out_height *
+        s.out_width * (s.channels / s.group) * s.kernel_h * s.kernel_w);
+    ScopedOmpThreads omp(threads_);
     full_.reset(MakePlan(chunk_));
     if (s.num % chunk_ != 0) {
       rest_.reset(MakePlan(s.num % chunk_));
@@ -55,10 +94,12 @@ class DnnlConvolution::Impl {
   }
 
   int chunk() const { return chunk_; }
+  int threads() const { return threads_; }
   const char* implementation() const { return full_->fwd_pd.impl_info_str(); }
 
   void Forward(const float* bottom, const float* weights, const float* bias,
       float* top) {
+    ScopedOmpThreads omp(threads_);
     Reorder(w_user_, const_cast<float*>(weights), *w_fwd_);
     memory::desc bias_md({shape_.num_output}, dt::f32, tag::x);
     for (int n0 = 0; n0 < shape_.num; n0 += chunk_) {
@@ -82,6 +123,7 @@ class DnnlConvolution::Impl {
 
   void Backward(const float* bottom, const float* top_diff,
       const float* weights, float* bottom_diff, float* weights_diff) {
+    ScopedOmpThreads omp(threads_);
     if (bottom_diff) {
       Reorder(w_user_, const_cast<float*>(weights), *w_bwd_);
     }
@@ -218,6 +260,7 @@ class DnnlConvolution::Impl {
   dnnl::engine engine_;
   dnnl::stream stream_;
   int chunk_;
+  int threads_;  // OpenMP threads of every call (see ThreadsFor)
   shared_ptr<DnnlPlan> full_, rest_;
   memory::desc w_user_;
   shared_ptr<memory> w_fwd_, w_bwd_, dw_;
@@ -239,6 +282,8 @@ void DnnlConvolution::Backward(const float* bottom, const float* top_diff,
   impl_->Backward(bottom, top_diff, weights, bottom_diff, weights_diff);
 }
 int DnnlConvolution::chunk() const { return impl_->chunk(); }
+int DnnlConvolution::threads() const { return impl_->threads(); }
+int DnnlConvolution::MaxThreads() { return omp_get_max_threads(); }
 const char* DnnlConvolution::implementation() const {
   return impl_->implementation();
 }
@@ -258,6 +303,8 @@ void DnnlConvolution::Forward(const float*, const float*, const float*,
 void DnnlConvolution::Backward(const float*, const float*, const float*,
     float*, float*) {}
 int DnnlConvolution::chunk() const { return 0; }
+int DnnlConvolution::threads() const { return 0; }
+int DnnlConvolution::MaxThreads() { return 1; }
 const char* DnnlConvolution::implementation() const { return "none"; }
 
 #endif  // SEPNETS_USE_DNNL
