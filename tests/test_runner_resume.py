@@ -202,3 +202,29 @@ def test_resume_point_skips_a_cut_solverstate(killed_runs, tmp_path):
     model = tmp_path / "snap_iter_20.caffemodel"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     assert latest_snapshot(prefix)[0] == 10
+
+
+def test_ste_step_starts_from_emptied_batchnorm_statistics(killed_runs, caffe):
+    """--ste on the finished run adds step 4 only, from a copy of the
+    full-precision model whose BatchNorm statistics are emptied (as step 3's
+    binarized model), and not tested before its first iteration."""
+    from caffe.proto import caffe_pb2
+    from sepnets.caffe_log import parse_log
+    res = subprocess.run(killed_runs["argv"] + ["--ste"], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("done earlier") == 3
+    start = killed_runs["runs"] / "4_ste" / "full_bn_reset.caffemodel"
+    model = caffe_pb2.NetParameter()
+    model.ParseFromString(start.read_bytes())
+    bn = [layer for layer in model.layer if layer.type == "BatchNorm"]
+    assert len(bn) == 21 and all(not any(b.data) for layer in bn for b in layer.blobs)
+    log_text = (killed_runs["logs"] / "4_ste.log").read_text()
+    assert f"Finetuning from {start}" in log_text
+    assert "Iteration 0, Testing net" not in log_text
+    ste = parse_log(str(killed_runs["logs"] / "4_ste.log"))
+    assert ste.complete and ste.last_iteration == 30
+    row = next(ln for ln in (killed_runs["logs"] / "results.md").read_text().splitlines()
+               if ln.startswith("| ResNet-20 |"))
+    assert row.rstrip(" |").endswith(f"{ste.accuracy().top1:.4f} <br /> "
+                                     f"{ste.accuracy().top5:.4f}")

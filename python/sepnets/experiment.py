@@ -501,6 +501,18 @@ class Runner:
         return scales
 
     # ---- steps
+    def bn_reset_copy(self, step, model, label):
+        """A copy of `model` with its BatchNorm statistics emptied, in the
+        step's folder: binarizing changes every activation's statistics, and
+        Caffe's moving average would take thousands of iterations to forget
+        the full-precision ones (the test accuracy lags the training)."""
+        init = os.path.join(self.runs, step, f"{label}_bn_reset.caffemodel")
+        if not model_is_complete(init):
+            os.makedirs(os.path.dirname(init), exist_ok=True)
+            n = reset_batchnorm_stats(model, init)
+            self.say(f"[{step}] BatchNorm statistics of {n} layers emptied: {shown(init)}")
+        return init
+
     def train_step(self, step, title, net, solver_src, max_iter, weights=None,
                    test_first=None):
         """Run (or resume, or skip) one ``caffe train`` step; return its final model.
@@ -685,21 +697,17 @@ class Runner:
                 binary = os.path.join(self.runs, STEP_BIPATTERN, f"{label}.caffemodel")
                 reset = s.get("bn_stats", "keep") == "reset"
                 if reset:
-                    init = os.path.join(self.runs, STEP_REFINED, f"{label}_bn_reset.caffemodel")
-                    if not model_is_complete(init):
-                        os.makedirs(os.path.dirname(init), exist_ok=True)
-                        n = reset_batchnorm_stats(binary, init)
-                        self.say(f"[{STEP_REFINED}] BatchNorm statistics of {n} layers "
-                                 f"emptied: {shown(init)}")
-                    binary = init
+                    binary = self.bn_reset_copy(STEP_REFINED, binary, label)
                 self.train_step(STEP_REFINED, f"fine-tuning fixed patterns ({label})",
                                 net, solver, s["finetune_iters"], weights=binary,
                                 test_first=False if reset else None)
                 if self.ste:
                     net = ste_net(self.catalog_net(exp.mean), self.catalog_net(exp.full),
                                   exp.mean.pattern_layers)
+                    start = self.bn_reset_copy(STEP_STE, full, "full") if reset else full
                     self.train_step(STEP_STE, "STE training of the pattern net", net,
-                                    exp.mean.finetune_solver, s["ste_iters"], weights=full)
+                                    exp.mean.finetune_solver, s["ste_iters"], weights=start,
+                                    test_first=False if reset else None)
             except KeyboardInterrupt:
                 self.say(f"\nstopped; run the same command again to continue (state: "
                          f"{shown(self.state_path)})")
@@ -892,7 +900,8 @@ def build_parser():
                    help="BatchNorm moving_average_fraction for this run (default: the "
                         "prototxt's, 0.999; --quick: 0.95)")
     p.add_argument("--bn-stats", choices=("reset", "keep"), default="reset",
-                   help="BatchNorm running statistics at the start of fine-tuning: reset "
+                   help="BatchNorm running statistics at the start of fine-tuning (and of "
+                        "--ste training): reset "
                         "(default; re-estimated from the fine-tuning batches) or keep the "
                         "full-precision ones, as a plain 'caffe train --weights' does")
     p.add_argument("--keep-snapshots", type=int, default=0, metavar="N",
