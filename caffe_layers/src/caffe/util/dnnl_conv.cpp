@@ -25,7 +25,7 @@ typedef memory::data_type dt;
 // catastrophically so when the threads outnumber the free cores (a loaded or
 // many-core host: a gradient check of a 3x3 layer took 2 s on one thread and
 // minutes on two threads beside a training run). About 0.1 ms of one core.
-const double kMacsPerThread = 1 << 20;
+static const double kMacsPerThread = 1 << 20;
 
 // The OpenMP threads of oneDNN's calls while in scope (oneDNN's OpenMP
 // runtime reads the calling thread's omp_get_max_threads(), both when it
@@ -47,7 +47,7 @@ class ScopedOmpThreads {
 // Threads for a convolution of `macs` multiply-adds per call: at most the
 // caller's OpenMP threads, one per kMacsPerThread. Other oneDNN runtimes
 // (TBB, threadpool) schedule themselves: they keep their count.
-int ThreadsFor(double macs) {
+static int ThreadsFor(double macs) {
   const int most = DnnlConvolution::MaxThreads();
   if (dnnl::version()->cpu_runtime != DNNL_RUNTIME_OMP) { return most; }
   return std::max(1, std::min(most, static_cast<int>(macs / kMacsPerThread)));
