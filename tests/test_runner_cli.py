@@ -1,5 +1,6 @@
 """The experiment runner's command line: help, listing, the schedule it
 writes into Caffe's solver and net files, and one-line errors for missing data."""
+import io
 import os
 import subprocess
 import sys
@@ -127,6 +128,8 @@ def test_solver_scales_the_release_schedule(r20, tmp_path):
     # a test falls on the last iteration
     odd = run_solver(r20.full.solver, "tv", 150, dict(s, test_interval=100), "p")
     assert odd.test_interval == 75
+    ste = run_solver(r20.mean.finetune_solver, "tv", 6000, s, "p", base_lr=0.05)
+    assert ste.base_lr == pytest.approx(0.05) and list(ste.stepvalue) == [3600, 4800]
     # the text Caffe reads round-trips
     from sepnets.model_size import caffe_pb2
     again = text_format.Parse(text_format.MessageToString(fine), caffe_pb2().SolverParameter())
@@ -159,6 +162,34 @@ def test_ste_net_learns_the_latent_weights(r20):
         assert layer.binary_pattern_param.train_mode == pb2.BinaryPatternParameter.STE
         assert layer.binary_pattern_param.scale_mode == pb2.BinaryPatternParameter.MEAN
         assert [p.lr_mult for p in layer.param] == [1.0, 2.0]      # W learns, no alpha
+    faster = ste_net(read_net(r20.mean.train_val), read_net(r20.full.train_val), layers, 20)
+    assert {tuple(p.lr_mult for p in layer.param) for layer in faster.layer
+            if layer.name in layers} == {(20.0, 2.0)}                 # bias unchanged
+    others = [(layer.name, list(layer.param)) for layer in net.layer if layer.name not in layers]
+    assert others == [(layer.name, list(layer.param)) for layer in faster.layer
+                      if layer.name not in layers]
+
+
+def test_ste_options_are_part_of_the_schedule(r20, tmp_path):
+    """A run started with one STE learning rate refuses to continue with
+    another: its step 4 would mix two schedules."""
+    from sepnets.errors import UserError
+    from sepnets.experiment import Runner, schedule
+    a = _args("--ste", "--ste-lr", "0.05", "--ste-lr-mult", "20", "--runs-dir",
+              str(tmp_path / "runs"), "--logs-dir", str(tmp_path / "logs"))
+    s = schedule(r20, a)
+    assert (s["ste_lr"], s["ste_lr_mult"]) == (0.05, 20.0)
+    assert schedule(r20, _args())["ste_lr_mult"] is None
+    runner = Runner(r20, s, a, out=io.StringIO())
+    os.makedirs(runner.runs)
+    runner.load_state()
+    b = _args("--ste", "--ste-lr-mult", "10", "--runs-dir", str(tmp_path / "runs"))
+    again = Runner(r20, schedule(r20, b), b, out=io.StringIO())
+    with pytest.raises(UserError, match="ste_lr = 0.05, not None"):
+        again.load_state()
+    for bad in (["--ste-lr", "0"], ["--ste-lr-mult", "-2"], ["--ste-lr-mult", "inf"]):
+        with pytest.raises(UserError, match="must be a number > 0"):
+            _args(*bad)
 
 
 def test_choose_scale_best_top1_then_lower_loss():

@@ -71,7 +71,7 @@ QUICK = dict(iters=600, finetune_iters=200, batch=32, snapshot=50, test_interval
 # Schedule fields that change the results: a rerun must use the same.
 # (Intervals of tests, snapshots and progress lines may change.)
 _RESULT_KEYS = ("iters", "finetune_iters", "ste_iters", "batch", "test_iter", "sweep",
-                "finetune_scale", "bn_fraction", "bn_stats")
+                "finetune_scale", "bn_fraction", "bn_stats", "ste_lr", "ste_lr_mult")
 
 # The release README's "Ref" column (the ResNet paper's top-1 on CIFAR-10).
 REFERENCE = {"cifar10-resnet20": {"top1": 0.9125}, "cifar10-resnet32": {"top1": 0.9249},
@@ -206,10 +206,12 @@ def divisor_at_most(n, k):
     return 1
 
 
-def run_solver(src, net_path, max_iter, sched, prefix, gpu=None, test_first=True):
+def run_solver(src, net_path, max_iter, sched, prefix, gpu=None, test_first=True,
+               base_lr=None):
     """The catalog's solver with this run's schedule: max_iter, the
     learning-rate steps scaled with it, test/snapshot/display intervals and
-    the snapshot prefix; the rest (base_lr, momentum, decay, policy) kept.
+    the snapshot prefix; the rest (momentum, decay, policy, and base_lr
+    unless `base_lr` is given) kept.
 
     test_first=False skips the test at iteration 0: before any training,
     BatchNorm's global statistics are still zero and the test net outputs
@@ -229,6 +231,8 @@ def run_solver(src, net_path, max_iter, sched, prefix, gpu=None, test_first=True
     if s.HasField("stepsize"):
         s.stepsize = max(1, int(round(s.stepsize * factor)))
     s.max_iter = max_iter
+    if base_lr is not None:
+        s.base_lr = base_lr
     test_iter = sched.get("test_iter") or (s.test_iter[0] if s.test_iter else None)
     if test_iter:
         n = max(1, len(s.test_iter))
@@ -295,9 +299,16 @@ def train_layer_names(net):
     return [layer.name for layer in net.layer if in_phase(layer, pb2.TRAIN)]
 
 
-def ste_net(mean_net, full_net, layers):
+def ste_net(mean_net, full_net, layers, lr_mult=1.0):
     """The MEAN pattern net with train_mode STE: W learns again (the full
-    net's lr/decay for it) and there is no alpha blob (recomputed each pass)."""
+    net's lr/decay for it, its lr_mult times `lr_mult`) and there is no
+    alpha blob (recomputed each pass).
+
+    The layer's STE gradient of a latent weight is alpha * dL/dW_eff, and
+    alpha = mean|W| is ~0.04-0.14 in a trained ResNet-20: at the solver's
+    learning rate the patterns barely move (1.6 % of the signs flipped in
+    8000 iterations at 0.01). `lr_mult` ~ 1/alpha gives them back the step
+    size of full-precision weights."""
     pb2 = _pb2()
     out = pb2.NetParameter()
     out.CopyFrom(mean_net)
@@ -310,6 +321,7 @@ def ste_net(mean_net, full_net, layers):
         w = pb2.ParamSpec(lr_mult=1, decay_mult=1)
         if full_params.get(layer.name):
             w.CopyFrom(full_params[layer.name][0])
+        w.lr_mult = w.lr_mult * lr_mult
         n = 2 if layer.convolution_param.bias_term else 1
         specs = [w] + list(layer.param)[1:n]
         del layer.param[:]
@@ -514,7 +526,7 @@ class Runner:
         return init
 
     def train_step(self, step, title, net, solver_src, max_iter, weights=None,
-                   test_first=None):
+                   test_first=None, base_lr=None):
         """Run (or resume, or skip) one ``caffe train`` step; return its final model.
 
         A step from scratch (no weights) is not tested at iteration 0 (see
@@ -535,7 +547,7 @@ class Runner:
         solver_path = os.path.join(d, "solver.prototxt")
         solver = run_solver(solver_src, tv, max_iter, self.sched, prefix, self.gpu,
                             test_first=weights is not None if test_first is None
-                            else test_first)
+                            else test_first, base_lr=base_lr)
         write_message(solver_path, solver, f"{self.exp.name}, {title}: solver "
                       f"(from {solver_src})")
         names = train_layer_names(net)
@@ -677,6 +689,8 @@ class Runner:
                  f"{shown(self.runs)}, logs in {shown(self.logs)}")
         self.say(f"schedule: full {s['iters']} + fine-tune {s['finetune_iters']} iterations"
                  + (f" + STE {s['ste_iters']}" if self.ste else "")
+                 + (f" (base_lr {s['ste_lr'] or 'of the solver'}, pattern lr_mult x"
+                    f"{s['ste_lr_mult'] or 1:g})" if self.ste else "")
                  + f", batch {s['batch'] or 'as in the prototxt'}, test {s['test_iter']} "
                  f"batches every {s['test_interval']}, snapshot every {s['snapshot']}"
                  f", sweep {s['sweep']}"
@@ -703,11 +717,12 @@ class Runner:
                                 test_first=False if reset else None)
                 if self.ste:
                     net = ste_net(self.catalog_net(exp.mean), self.catalog_net(exp.full),
-                                  exp.mean.pattern_layers)
+                                  exp.mean.pattern_layers, s.get("ste_lr_mult") or 1.0)
                     start = self.bn_reset_copy(STEP_STE, full, "full") if reset else full
                     self.train_step(STEP_STE, "STE training of the pattern net", net,
                                     exp.mean.finetune_solver, s["ste_iters"], weights=start,
-                                    test_first=False if reset else None)
+                                    test_first=False if reset else None,
+                                    base_lr=s.get("ste_lr"))
             except KeyboardInterrupt:
                 self.say(f"\nstopped; run the same command again to continue (state: "
                          f"{shown(self.state_path)})")
@@ -794,6 +809,18 @@ def _positive(name):
     return conv
 
 
+def _positive_float(name):
+    def conv(text):
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (v > 0 and math.isfinite(v)):
+            raise UserError(name, f"'{text}' must be a number > 0")
+        return v
+    return conv
+
+
 def _fraction(text):
     try:
         v = float(text)
@@ -834,6 +861,8 @@ def schedule(exp, a):
     s["sweep"] = a.sweep
     s["finetune_scale"] = a.finetune_scale
     s["bn_stats"] = a.bn_stats
+    s["ste_lr"] = getattr(a, "ste_lr", None)
+    s["ste_lr_mult"] = getattr(a, "ste_lr_mult", None)
     return s
 
 
@@ -864,6 +893,7 @@ def build_parser():
          "python tools/run_experiment.py cifar10-resnet20 --iters 8000 --finetune-iters 4000 "
          "--batch 128",
          "python tools/run_experiment.py cifar10-resnet56 --ste --gpu 0",
+         "python tools/run_experiment.py cifar10-resnet20 --ste --ste-lr-mult 20",
          "python tools/run_experiment.py cifar10-resnet20 --sweep release --finetune-scale mean",
          "python tools/run_experiment.py cifar10-resnet32 --source cifar-10-binary.tar.gz "
          "--data /scratch/data",
@@ -917,6 +947,13 @@ def build_parser():
                         "BiPattern top-1)")
     p.add_argument("--ste", action="store_true",
                    help="also run step 4: STE training of the pattern net")
+    p.add_argument("--ste-lr", type=_positive_float("--ste-lr"), metavar="LR",
+                   help="base_lr of the STE step (default: the fine-tuning solver's, "
+                        "0.01 on CIFAR-10)")
+    p.add_argument("--ste-lr-mult", type=_positive_float("--ste-lr-mult"), metavar="M",
+                   help="multiply the lr_mult of the latent pattern weights in the STE "
+                        "step by M (default 1): their gradient carries a factor alpha = "
+                        "mean|W| (~0.1), so ~10-20 lets the signs move")
     p.add_argument("--gpu", type=int, metavar="N", help="GPU id for caffe (default: CPU)")
     p.add_argument("--data", default=os.path.join(REPO_ROOT, "data"), metavar="DIR",
                    help="folder of the prepared data sets (DIR/cifar10/v3, DIR/ilsvrc12; "
