@@ -171,8 +171,9 @@ def test_ste_net_learns_the_latent_weights(r20):
 
 
 def test_ste_options_are_part_of_the_schedule(r20, tmp_path):
-    """A run started with one STE learning rate refuses to continue with
-    another: its step 4 would mix two schedules."""
+    """A run whose step 4 started with one STE learning rate refuses to
+    continue with another (step 4 would mix two schedules); before step 4
+    the STE options are free."""
     from sepnets.errors import UserError
     from sepnets.experiment import Runner, schedule
     a = _args("--ste", "--ste-lr", "0.05", "--ste-lr-mult", "20", "--runs-dir",
@@ -185,8 +186,13 @@ def test_ste_options_are_part_of_the_schedule(r20, tmp_path):
     runner.load_state()
     b = _args("--ste", "--ste-lr-mult", "10", "--runs-dir", str(tmp_path / "runs"))
     again = Runner(r20, schedule(r20, b), b, out=io.StringIO())
-    with pytest.raises(UserError, match="ste_lr = 0.05, not None"):
-        again.load_state()
+    again.load_state()                              # no step 4 yet: the new options hold
+    assert again.state["schedule"]["ste_lr_mult"] == 10
+    again.step_state("4_ste")["status"] = "running"
+    again.save_state()
+    third = Runner(r20, schedule(r20, a), a, out=io.StringIO())
+    with pytest.raises(UserError, match="ste_lr = None, not 0.05"):
+        third.load_state()
     for bad in (["--ste-lr", "0"], ["--ste-lr-mult", "-2"], ["--ste-lr-mult", "inf"]):
         with pytest.raises(UserError, match="must be a number > 0"):
             _args(*bad)

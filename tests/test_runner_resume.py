@@ -228,3 +228,43 @@ def test_ste_step_starts_from_emptied_batchnorm_statistics(killed_runs, caffe):
                if ln.startswith("| ResNet-20 |"))
     assert row.rstrip(" |").endswith(f"{ste.accuracy().top1:.4f} <br /> "
                                      f"{ste.accuracy().top5:.4f}")
+
+
+def test_bn_recalibration_changes_only_the_statistics(killed_runs, caffe):
+    """--bn-recalibrate on the finished run (after the STE test above) adds
+    1b/3b/4b: caffe train at base_lr 0 from emptied statistics, so every
+    weight is the trained step's and only BatchNorm's blobs are new; the
+    table gets their columns and the figure their points."""
+    from caffe.proto import caffe_pb2
+    from sepnets.caffe_log import parse_log
+    res = subprocess.run(killed_runs["argv"] + ["--ste", "--bn-recalibrate", "4"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("done earlier") == 4
+    runs, logs = killed_runs["runs"], killed_runs["logs"]
+
+    def blobs(path):
+        m = caffe_pb2.NetParameter()
+        m.ParseFromString(path.read_bytes())
+        return {layer.name: (layer.type, [list(b.data) for b in layer.blobs])
+                for layer in m.layer if layer.blobs}
+
+    for step, base in (("1b_full_bn", "1_full/snap_iter_60"),
+                       ("3b_refined_bn", "3_refined/snap_iter_30"),
+                       ("4b_ste_bn", "4_ste/snap_iter_30")):
+        log = parse_log(str(logs / f"{step}.log"))
+        assert log.complete and log.last_iteration == 4
+        assert log.accuracy().top1 is not None
+        new, old = blobs(runs / step / "snap_iter_4.caffemodel"), blobs(runs / f"{base}.caffemodel")
+        assert new.keys() == old.keys()
+        bn = [n for n, (t, _) in new.items() if t == "BatchNorm"]
+        assert len(bn) == 21
+        assert all(new[n] == old[n] for n in new if n not in bn), step
+        assert all(new[n][1][2] == [pytest.approx(sum(0.999 ** k for k in range(4)))]
+                   for n in bn), step                      # 4 batches averaged from zero
+        assert any(new[n][1][0] != old[n][1][0] for n in bn), step
+    head = next(ln for ln in (logs / "results.md").read_text().splitlines()
+                if ln.startswith("| Model |"))
+    assert head.startswith("| Model | Acc | Ref | Full | Full, BN re-est. | BiPattern | "
+                           "Refined | Refined, BN re-est. | STE | STE, BN re-est. |")
+    assert (logs / "training_curves.png").stat().st_size > 10000

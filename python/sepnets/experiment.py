@@ -51,6 +51,8 @@ from .experiment_steps import (TrainProgress, caffe_path, check_rc, from_caffe_p
 from .fileio import write_bytes_atomic, write_text_atomic
 
 STEP_FULL, STEP_BIPATTERN, STEP_REFINED, STEP_STE = "1_full", "2_bipattern", "3_refined", "4_ste"
+#: --bn-recalibrate: the BatchNorm statistics of step 1's / 3's / 4's final model re-estimated.
+STEP_FULL_BN, STEP_REFINED_BN, STEP_STE_BN = "1b_full_bn", "3b_refined_bn", "4b_ste_bn"
 MEAN = "mean"
 DEFAULT_SWEEP = "0.02:0.09:0.01"
 
@@ -71,7 +73,12 @@ QUICK = dict(iters=600, finetune_iters=200, batch=32, snapshot=50, test_interval
 # Schedule fields that change the results: a rerun must use the same.
 # (Intervals of tests, snapshots and progress lines may change.)
 _RESULT_KEYS = ("iters", "finetune_iters", "ste_iters", "batch", "test_iter", "sweep",
-                "finetune_scale", "bn_fraction", "bn_stats", "ste_lr", "ste_lr_mult")
+                "finetune_scale", "bn_fraction", "bn_stats", "ste_lr", "ste_lr_mult",
+                "bn_recalibrate")
+# Those of optional steps matter only once such a step has started: a finished
+# run may still get --ste or --bn-recalibrate added.
+_OPTIONAL_STEP_KEYS = {"ste_iters": ("4_ste",), "ste_lr": ("4_ste",), "ste_lr_mult": ("4_ste",),
+                       "bn_recalibrate": ("1b_full_bn", "3b_refined_bn", "4b_ste_bn")}
 
 # The release README's "Ref" column (the ResNet paper's top-1 on CIFAR-10).
 REFERENCE = {"cifar10-resnet20": {"top1": 0.9125}, "cifar10-resnet32": {"top1": 0.9249},
@@ -417,7 +424,10 @@ class Runner:
                 raise UserError(self.state_path, f"unreadable run state ({e}); remove it to "
                                 "start over") from None
             old = state.get("schedule", {})
+            started = set(state.get("steps", {}))
             for k in _RESULT_KEYS:
+                if k in _OPTIONAL_STEP_KEYS and not started & set(_OPTIONAL_STEP_KEYS[k]):
+                    continue
                 if k in old and old[k] != self.sched.get(k):
                     raise UserError(self.state_path, f"this run was started with {k} = "
                                     f"{old[k]}, not {self.sched.get(k)}; rerun with the same "
@@ -597,6 +607,22 @@ class Runner:
         self.write_results(quiet=True)
         return final
 
+    def recalibrate_step(self, step, of, net, solver_src, model):
+        """Re-estimate the BatchNorm statistics of `model` (the final model of
+        step `of`): ``caffe train`` at base_lr 0 for --bn-recalibrate
+        iterations from a copy with the statistics emptied, then one test.
+
+        The weights stay exactly as trained; only the running means and
+        variances become an average over these training batches. Training
+        that moves the weights fast until its last learning-rate drop (STE
+        with a raised lr_mult) leaves Caffe's moving average (fraction 0.999:
+        about the last 1000 iterations) describing weights that no longer
+        exist, and the test net uses it."""
+        n = self.sched["bn_recalibrate"]
+        start = self.bn_reset_copy(step, model, "final")
+        return self.train_step(step, f"BatchNorm statistics of {of} re-estimated", net,
+                               solver_src, n, weights=start, test_first=False, base_lr=0.0)
+
     def bipattern_step(self, full_model):
         """Binarize with each scale, evaluate each with caffe test; return the chosen scale."""
         from .binarize import pattern_model
@@ -705,6 +731,9 @@ class Runner:
             try:
                 full = self.train_step(STEP_FULL, "full precision", self.catalog_net(exp.full),
                                        exp.full.solver, s["iters"])
+                if s.get("bn_recalibrate"):
+                    self.recalibrate_step(STEP_FULL_BN, STEP_FULL, self.catalog_net(exp.full),
+                                          exp.full.solver, full)
                 chosen = self.bipattern_step(full)
                 net, _, solver = self.pattern_setup(chosen)
                 label = scale_label(chosen)
@@ -712,17 +741,22 @@ class Runner:
                 reset = s.get("bn_stats", "keep") == "reset"
                 if reset:
                     binary = self.bn_reset_copy(STEP_REFINED, binary, label)
-                self.train_step(STEP_REFINED, f"fine-tuning fixed patterns ({label})",
-                                net, solver, s["finetune_iters"], weights=binary,
-                                test_first=False if reset else None)
+                refined = self.train_step(STEP_REFINED, f"fine-tuning fixed patterns ({label})",
+                                          net, solver, s["finetune_iters"], weights=binary,
+                                          test_first=False if reset else None)
+                if s.get("bn_recalibrate"):
+                    self.recalibrate_step(STEP_REFINED_BN, STEP_REFINED, net, solver, refined)
                 if self.ste:
                     net = ste_net(self.catalog_net(exp.mean), self.catalog_net(exp.full),
                                   exp.mean.pattern_layers, s.get("ste_lr_mult") or 1.0)
                     start = self.bn_reset_copy(STEP_STE, full, "full") if reset else full
-                    self.train_step(STEP_STE, "STE training of the pattern net", net,
-                                    exp.mean.finetune_solver, s["ste_iters"], weights=start,
-                                    test_first=False if reset else None,
-                                    base_lr=s.get("ste_lr"))
+                    ste = self.train_step(STEP_STE, "STE training of the pattern net", net,
+                                          exp.mean.finetune_solver, s["ste_iters"],
+                                          weights=start, test_first=False if reset else None,
+                                          base_lr=s.get("ste_lr"))
+                    if s.get("bn_recalibrate"):
+                        self.recalibrate_step(STEP_STE_BN, STEP_STE, net,
+                                              exp.mean.finetune_solver, ste)
             except KeyboardInterrupt:
                 self.say(f"\nstopped; run the same command again to continue (state: "
                          f"{shown(self.state_path)})")
@@ -863,6 +897,7 @@ def schedule(exp, a):
     s["bn_stats"] = a.bn_stats
     s["ste_lr"] = getattr(a, "ste_lr", None)
     s["ste_lr_mult"] = getattr(a, "ste_lr_mult", None)
+    s["bn_recalibrate"] = getattr(a, "bn_recalibrate", None)
     return s
 
 
@@ -934,6 +969,11 @@ def build_parser():
                         "--ste training): reset "
                         "(default; re-estimated from the fine-tuning batches) or keep the "
                         "full-precision ones, as a plain 'caffe train --weights' does")
+    p.add_argument("--bn-recalibrate", type=_positive("--bn-recalibrate"), metavar="N",
+                   help="after steps 1, 3 and 4, re-estimate the final models' BatchNorm "
+                        "statistics over N training batches (caffe train at base_lr 0; "
+                        "weights unchanged) and test them: 1b_full_bn.log, "
+                        "3b_refined_bn.log, 4b_ste_bn.log (default: off)")
     p.add_argument("--keep-snapshots", type=int, default=0, metavar="N",
                    help="keep only the N newest snapshots of a step (default 0: keep all)")
     p.add_argument("--sweep", type=_sweep_arg, default=DEFAULT_SWEEP,

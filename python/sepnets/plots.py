@@ -17,8 +17,13 @@ from .fileio import atomic_path
 from .results import add_log_arguments, load_folders, readable, warn
 
 FIGURE_NAME = "training_curves.png"
-_STYLE = {"full": ("C0", "1: full precision"), "refined": ("C2", "3: refined (fixed patterns)"),
-          "ste": ("C3", "4: STE")}
+_STYLE = {"full": ("C0", "1: full precision"),
+          "full_bn": ("C0", "1, BatchNorm statistics re-estimated"), "refined": ("C2", "3: refined (fixed patterns)"),
+          "ste": ("C3", "4: STE"),
+          "refined_bn": ("C2", "3, BatchNorm statistics re-estimated"),
+          "ste_bn": ("C3", "4, BatchNorm statistics re-estimated")}
+#: A re-estimation's one test, drawn as a point where its training step ended.
+_POINTS = {"full_bn": "full", "refined_bn": "refined", "ste_bn": "ste"}
 
 
 def _clean(values):
@@ -58,6 +63,16 @@ def curves(exp):
         s.update(acc_it=[i + di for i in its], acc_sec=[x + ds for x in secs],
                  acc=_clean(acc))
         series[key] = s
+    for key, base in _POINTS.items():
+        r, b = exp.results.get(key), series.get(base)
+        if r is None or b is None or not b["loss_it"] + b["acc_it"]:
+            continue
+        end_it = max(b["loss_it"] + b["acc_it"])
+        end_sec = max((x for x in b["loss_sec"] + b["acc_sec"] if math.isfinite(x)),
+                      default=math.nan)
+        series[key] = dict(loss_it=[], loss_sec=[], loss=[], acc_it=[end_it],
+                           acc_sec=[end_sec + (r.log.seconds or 0.0)],
+                           acc=_clean([r.acc.top1]))
     return series, markers, (it0, sec0)
 
 
@@ -75,6 +90,10 @@ def plot_experiment(exp, out_path, dpi=120):
         ax_loss, ax_acc = axes[row]
         for key, s in series.items():
             color, label = _STYLE[key]
+            if key in _POINTS:
+                ax_acc.plot(s[f"acc_{xkey}"], s["acc"], linestyle="none", marker="D",
+                            mfc="none", color=color, ms=8, label=label)
+                continue
             ax_loss.plot(s[f"loss_{xkey}"], s["loss"], color=color, lw=1, label=label)
             if s["acc"]:
                 ax_acc.plot(s[f"acc_{xkey}"], s["acc"], color=color, lw=1.2, marker=".",

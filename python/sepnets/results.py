@@ -8,22 +8,27 @@ Experiment folder layout (written by ``tools/run_experiment.py``)::
       RESULTS.md                    all experiments' table (written here)
       <experiment>/
         1_full.log                  caffe train, full precision (step 1)
+        1b_full_bn.log              optional (--bn-recalibrate): step 1's model with
+                                    its BatchNorm statistics re-estimated
         2_bipattern_<what>.log      caffe test right after binarization, one per
                                     scale/offset tried (step 2), e.g.
                                     2_bipattern_mean.log, 2_bipattern_offset0.06.log
         3_refined.log               caffe train, fine-tuning with fixed patterns (step 3)
+        3b_refined_bn.log           optional: the same for step 3's model
         4_ste.log                   optional: caffe train of the pattern net with STE
+        4b_ste_bn.log               optional: the same for step 4's model
         experiment.json             optional metadata (see below)
         csv/<log name>.csv          one CSV per log (written here)
         results.md                  this experiment's tables (written here)
 
-A step's log is found by its number prefix (``1_``, ``2_``, ``3_``, ``4_``);
+A step's log is found by its prefix (``1_``, ``1b_``, ``2_``, ``3_``, ``3b_``, ``4_``,
+``4b_``);
 other ``*.log`` files are converted to CSV but not tabulated. A step resumed
 from a snapshot appends to the same log (the parser handles the restart).
 
 Which number goes into the table:
 
-* Full, Refined, STE: the last test of the training log (the test at its last
+* Full, Refined, STE and the re-estimated ones: the last test of the training log (the test at its last
   tested iteration; the iteration is listed under "Steps");
 * BiPattern: the evaluation named by ``experiment.json``'s ``bipattern_log``,
   else the one with the best top-1 (the release tuned its offset that way);
@@ -50,8 +55,12 @@ from .errors import UserError
 from .fileio import atomic_path, refuse_overwrite
 
 #: (key, file prefix, column title), in the order of the procedure.
-STEPS = (("full", "1_", "Full"), ("bipattern", "2_", "BiPattern"),
-         ("refined", "3_", "Refined"), ("ste", "4_", "STE"))
+STEPS = (("full", "1_", "Full"), ("full_bn", "1b_", "Full, BN re-est."),
+         ("bipattern", "2_", "BiPattern"),
+         ("refined", "3_", "Refined"), ("refined_bn", "3b_", "Refined, BN re-est."),
+         ("ste", "4_", "STE"), ("ste_bn", "4b_", "STE, BN re-est."))
+#: Columns shown only when some experiment has them.
+OPTIONAL = ("full_bn", "refined_bn", "ste", "ste_bn")
 TITLES = {k: t for k, _, t in STEPS}
 RESULTS_NAME = "results.md"
 COMBINED_NAME = "RESULTS.md"
@@ -233,9 +242,8 @@ def _duration(sec):
 
 def table(experiments, digits=4):
     """The release README's table: one row per experiment."""
-    steps = [k for k, _, _ in STEPS if k != "ste"]
-    if any("ste" in e.results for e in experiments):
-        steps.append("ste")
+    steps = [k for k, _, _ in STEPS
+             if k not in OPTIONAL or any(k in e.results for e in experiments)]
     with_ref = any(isinstance(e.meta.get("reference"), dict) for e in experiments)
     head = ["Model", "Acc"] + (["Ref"] if with_ref else []) + [TITLES[k] for k in steps]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
