@@ -77,8 +77,9 @@ _RESULT_KEYS = ("iters", "finetune_iters", "ste_iters", "batch", "test_iter", "s
                 "bn_recalibrate")
 # Those of optional steps matter only once such a step has started: a finished
 # run may still get --ste or --bn-recalibrate added.
-_OPTIONAL_STEP_KEYS = {"ste_iters": ("4_ste",), "ste_lr": ("4_ste",), "ste_lr_mult": ("4_ste",),
-                       "bn_recalibrate": ("1b_full_bn", "3b_refined_bn", "4b_ste_bn")}
+_OPTIONAL_STEP_KEYS = {"ste_iters": (STEP_STE,), "ste_lr": (STEP_STE,),
+                       "ste_lr_mult": (STEP_STE,),
+                       "bn_recalibrate": (STEP_FULL_BN, STEP_REFINED_BN, STEP_STE_BN)}
 
 # The release README's "Ref" column (the ResNet paper's top-1 on CIFAR-10).
 REFERENCE = {"cifar10-resnet20": {"top1": 0.9125}, "cifar10-resnet32": {"top1": 0.9249},
