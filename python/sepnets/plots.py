@@ -18,8 +18,9 @@ from .results import add_log_arguments, load_folders, readable, warn
 
 FIGURE_NAME = "training_curves.png"
 _STYLE = {"full": ("C0", "1: full precision"),
-          "full_bn": ("C0", "1, BatchNorm statistics re-estimated"), "refined": ("C2", "3: refined (fixed patterns)"),
+          "refined": ("C2", "3: refined (fixed patterns)"),
           "ste": ("C3", "4: STE"),
+          "full_bn": ("C0", "1, BatchNorm statistics re-estimated"),
           "refined_bn": ("C2", "3, BatchNorm statistics re-estimated"),
           "ste_bn": ("C3", "4, BatchNorm statistics re-estimated")}
 #: A re-estimation's one test, drawn as a point where its training step ended.

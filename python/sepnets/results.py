@@ -28,8 +28,9 @@ from a snapshot appends to the same log (the parser handles the restart).
 
 Which number goes into the table:
 
-* Full, Refined, STE and the re-estimated ones: the last test of the training log (the test at its last
-  tested iteration; the iteration is listed under "Steps");
+* Full, Refined, STE and their re-estimated versions: the last test of the
+  training log (the test at its last tested iteration; the iteration is
+  listed under "Steps");
 * BiPattern: the evaluation named by ``experiment.json``'s ``bipattern_log``,
   else the one with the best top-1 (the release tuned its offset that way);
   every evaluation is listed under "BiPattern evaluations".
