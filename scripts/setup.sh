@@ -134,9 +134,16 @@ if [ "$SEPNETS_CUDA" != 1 ] || [ ! -x "$ROOT/build/caffe/tools/caffe" ]; then
   say "installed Caffe tools into /usr/local/bin (caffe -> $TOOLS_DIR/caffe)"
 fi
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-printf '%s\n%s\n' "$BUILD_DIR/caffe-src/python" "$ROOT/python" > "$site/sepnets.pth"
+# pycaffe from the build; the project's package as an editable install
+# (pyproject.toml), so tools and tests import it without sys.path edits.
+printf '%s\n' "$BUILD_DIR/caffe-src/python" > "$site/caffe.pth"
+rm -f "$site/sepnets.pth"       # the path file of earlier set-ups
+if ! grep -qxF "$ROOT/python" "$site"/__editable__.sepnets-*.pth 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
+    -e "$ROOT" || die "pip install -e $ROOT (the sepnets package) failed"
+fi
 ln -sfn "$TOOLS_DIR/caffe" "$VENV/bin/caffe"
-say "pycaffe and the sepnets package are importable from $VENV"
+say "pycaffe and the sepnets package (editable) are importable from $VENV"
 
 # ---- 6. New shells use the environment -------------------------------------------
 if [ "${SEPNETS_NO_SHELL_HOOK:-0}" != 1 ]; then

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "python"))
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +27,13 @@ def shared_dir():
 
 @pytest.fixture(scope="session")
 def caffe_bin():
-    from sepnets.caffe_env import caffe_tool
+    from sepnets.caffeio.env import caffe_tool
     return caffe_tool("caffe")
 
 
 @pytest.fixture(scope="session")
 def caffe():
-    from sepnets.caffe_env import import_caffe
+    from sepnets.caffeio.env import import_caffe
     c = import_caffe()
     c.set_mode_cpu()
     return c

@@ -40,7 +40,7 @@ def test_compare_times_only_the_kxk_layers(caffe, tmp_path):
 
 
 def test_gpu_on_a_cpu_only_build_is_one_clear_error(caffe, tmp_path):
-    from sepnets.caffe_env import _paths_file_entries, caffe_tool
+    from sepnets.caffeio.env import _paths_file_entries, caffe_tool
     tools = os.path.dirname(os.path.realpath(caffe_tool("caffe")))
     if any(e.get("cuda") == "ON" and os.path.realpath(e.get("caffe_tools", "")) == tools
            for e in _paths_file_entries()):

@@ -278,7 +278,7 @@ def test_a_few_iterations_at_224(names, repo_root, sample, prepared, tmp_path):
         test = True
     else:
         print(f"no generated train_val for {names[0]}: using the NetSpec stand-in")
-        from sepnets.caffe_env import import_caffe
+        from sepnets.caffeio.env import import_caffe
         net = _own_net(import_caffe(), str(out / "train_lmdb"), mean, len(sample["wnids"]))
         test = False
     res = train_iterations(net, str(tmp_path / "run"), iterations=2, test=test)

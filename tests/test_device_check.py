@@ -7,8 +7,8 @@ import pytest
 
 from sepnets import device_check
 from sepnets.errors import UserError
-from sepnets.experiment import read_net, read_solver
-from sepnets.experiment_steps import lmdb_entries
+from sepnets.pipeline.nets import read_run_net as read_net, read_run_solver as read_solver
+from sepnets.data.datum_lmdb import lmdb_count as lmdb_entries
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from sepnets import caffe_log
-from sepnets.caffe_log import accuracy_k, csv_text, parse_log, parse_text, pick_accuracy
+from sepnets.caffeio import log as caffe_log
+from sepnets.caffeio.log import accuracy_k, csv_text, parse_log, parse_text, pick_accuracy
 from sepnets.errors import UserError
 
 

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from sepnets import caffe_log, plots, results
+from sepnets.caffeio import log as caffe_log
+from sepnets.report import parse_logs, plot_logs as plots, results
 
 N_CLASSES, BATCH, TEST_BATCHES = 10, 20, 5
 SHAPE = (3, 8, 8)
@@ -273,7 +274,7 @@ def test_experiment_table_and_plot(runs, caffe, tmp_path):
     assert ref.acc.top5 == pytest.approx(refined["loss3/top-5"], abs=1e-6)
     assert ref.acc.iteration == 20 and full.acc.iteration == 40
 
-    from sepnets.results import main as parse_main
+    from sepnets.report.parse_logs import main as parse_main
     assert parse_main([str(tmp_path / "logs"), "--quiet"]) == 0
     md = (exp_dir / "results.md").read_text()
     row = f"| tiny-twohead | Top 1 <br /> Top 5 | {full.acc.top1:.4f} <br /> {full.acc.top5:.4f} |"
@@ -284,7 +285,7 @@ def test_experiment_table_and_plot(runs, caffe, tmp_path):
     assert len(csv) == 1 + 9
     assert (exp_dir / "csv" / "3_refined.csv").is_file()
 
-    from sepnets.plots import main as plot_main
+    from sepnets.report.plot_logs import main as plot_main
     assert plot_main([str(tmp_path / "logs"), "--dpi", "60"]) == 0
     png = exp_dir / plots.FIGURE_NAME
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sepnets import plots, results
+from sepnets.report import parse_logs, plot_logs as plots, results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,7 +135,7 @@ def test_best_bipattern_without_metadata(logs):
     # and the table says which one was used and that it is partial
     assert exp.results["bipattern"].file == "2_bipattern_offset0.09.log"
     assert exp.bipattern_why == "best top-1 of 3 evaluations"
-    md = results.experiment_markdown(exp)
+    md = parse_logs.experiment_markdown(exp)
     assert "| BiPattern | `2_bipattern_offset0.09.log` | 4 batches | partial (4 of 4 batches)" in md
 
 
@@ -159,7 +159,7 @@ def test_googlenet_names_and_override(tmp_path):
     assert e.results["full"].acc.top1 == 0.9
     e = results.load_experiment(str(exp), top1="missing")
     assert e.results["full"].acc.top1 is None
-    assert "| - <br /> 0.9000 |" in results.table([e])
+    assert "| - <br /> 0.9000 |" in parse_logs.table([e])
 
 
 @pytest.mark.parametrize("tool", ["parse_logs.py", "plot_logs.py"])

@@ -26,7 +26,7 @@ def run_main(module, argv):
 @pytest.fixture(scope="module")
 def models(cifar, tmp_path_factory):
     """The trained net, its MEAN pattern model and its +/-0.06 stock model."""
-    from sepnets import binarize
+    from sepnets.compress import quant_pattern as binarize
     d = tmp_path_factory.mktemp("pack")
     out = {"full": (cifar["prototxt"], cifar["model"])}
     for name, how in (("mean", ["--scale", "mean"]), ("offset", ["--offset", "0.06"])):
@@ -37,7 +37,7 @@ def models(cifar, tmp_path_factory):
 
 
 def pack_unpack(models, name, bq=False):
-    from sepnets import packing
+    from sepnets.compress import pack_model as packing
     d, m = models
     prototxt, model = m[name]
     packed = d / f"{name}{'_bq' if bq else ''}.sepnet"
@@ -73,7 +73,7 @@ def test_round_trip_is_exact(caffe, models, name):
 @pytest.mark.parametrize("name,bq", [("mean", False), ("mean", True), ("offset", False),
                                      ("offset", True), ("full", False)])
 def test_size_on_disk_matches_the_summary(models, name, bq):
-    from sepnets.model_size import summarize
+    from sepnets.compress.sizes import summarize
     prototxt, model, packed, _ = pack_unpack(models, name, bq)
     computed = summarize(prototxt, model, bq=bq).nbytes
     on_disk = os.path.getsize(packed)
@@ -86,7 +86,7 @@ def test_size_on_disk_matches_the_summary(models, name, bq):
 
 
 def test_bq_error_is_the_quantization_error(caffe, models):
-    from sepnets.packing import quantize_uint8
+    from sepnets.compress.pack_model import quantize_uint8
     prototxt, model, packed, back = pack_unpack(models, "mean", bq=True)
     (want, pw), (got, pg) = outputs(caffe, prototxt, model, 4), outputs(caffe, prototxt, back, 4)
     for layer in pw:
@@ -107,7 +107,7 @@ def test_bq_error_is_the_quantization_error(caffe, models):
 
 
 def test_compare_and_info_commands(models, capsys):
-    from sepnets import packing
+    from sepnets.compress import pack_model as packing
     prototxt, model, packed, _ = pack_unpack(models, "mean")
     assert run_main(packing, ["compare", prototxt, model, packed, "--blob", "fc6"]) == 0
     assert "fc6: max |caffemodel - packed| = 0 (exact)" in capsys.readouterr().out
@@ -127,7 +127,7 @@ def _fails(capsys, module, argv, *needles):
 
 
 def test_truncated_corrupt_foreign_and_newer_files(models, capsys, tmp_path):
-    from sepnets import packing
+    from sepnets.compress import pack_model as packing
     prototxt, model, packed, _ = pack_unpack(models, "mean")
     data = open(packed, "rb").read()
     out = tmp_path / "never.caffemodel"
@@ -157,7 +157,7 @@ def test_truncated_corrupt_foreign_and_newer_files(models, capsys, tmp_path):
 
 
 def test_mismatched_prototxt(cifar, models, capsys, tmp_path):
-    from sepnets import packing
+    from sepnets.compress import pack_model as packing
     prototxt, model, packed, _ = pack_unpack(models, "mean")
     out = tmp_path / "never.caffemodel"
     # the full-precision prototxt for a pattern file: conv layers lack alpha

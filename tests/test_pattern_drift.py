@@ -13,7 +13,8 @@ TOOL = os.path.join(REPO_ROOT, "tools", "compare_patterns.py")
 
 def _model(path, layers):
     """A caffemodel of (name, type, kernel, weight array) convolutions."""
-    from sepnets.model_size import caffe_pb2, set_blob
+    from sepnets.caffeio.proto import caffe_pb2
+    from sepnets.caffeio.blobs import set_blob
     net = caffe_pb2().NetParameter()
     for name, kind, kernel, w in layers:
         layer = net.layer.add(name=name, type=kind)
@@ -41,8 +42,8 @@ def pair(tmp_path):
 
 
 def test_counts_flipped_signs_of_kxk_layers_only(pair):
-    from sepnets.binarize import mean_scale
-    from sepnets.pattern_drift import compare
+    from sepnets.compress.binarize import mean_scale
+    from sepnets.compress.compare_patterns import compare
     a, b, w3 = pair
     rows = compare(a, b)
     assert [r.name for r in rows] == ["c3"]          # the 1x1 conv stays full precision
@@ -54,7 +55,7 @@ def test_counts_flipped_signs_of_kxk_layers_only(pair):
 
 
 def test_baked_patterns_count_as_binary(tmp_path, pair):
-    from sepnets.pattern_drift import compare
+    from sepnets.compress.compare_patterns import compare
     a, _, w3 = pair
     baked = np.where(w3 >= 0, 0.04, -0.04).astype(np.float32)
     b = _model(tmp_path / "baked.caffemodel", [("c3", "Convolution", 3, baked)])

@@ -19,7 +19,7 @@ def cifar(tmp_path_factory, shared_dir, caffe):
 
 
 def quant(argv):
-    from sepnets.binarize import main
+    from sepnets.compress.quant_pattern import main
     from sepnets.cli import run
     return run(main, [str(a) for a in argv])
 
@@ -30,12 +30,12 @@ def params(caffe, prototxt, model):
 
 
 def model_layers(path):
-    from sepnets.model_size import read_caffemodel
+    from sepnets.caffeio.proto import read_caffemodel
     return {layer.name: layer for layer in read_caffemodel(str(path)).layer}
 
 
 def net_layers(path):
-    from sepnets.model_size import read_prototxt
+    from sepnets.caffeio.proto import read_prototxt
     return {layer.name: layer for layer in read_prototxt(str(path)).layer}
 
 
@@ -72,7 +72,7 @@ def test_unselected_layers_are_bit_identical(cifar, mean_out):
 
 
 def test_fine_tuning_prototxt(cifar, mean_out):
-    from sepnets.model_size import caffe_pb2
+    from sepnets.caffeio.proto import caffe_pb2
     pb2 = caffe_pb2()
     defs = net_layers(mean_out[0])
     for name in SELECTED:

@@ -16,7 +16,7 @@ def cifar(tmp_path_factory, shared_dir, caffe):
 
 
 def quant(argv):
-    from sepnets.binarize import main
+    from sepnets.compress.quant_pattern import main
     from sepnets.cli import run
     return run(main, [str(a) for a in argv])
 
@@ -32,14 +32,15 @@ def accuracy_loss(caffe, prototxt, model, batches=BATCHES):
 
 
 def test_parse_sweep():
-    from sepnets.binarize import parse_sweep
+    from sepnets.compress.binarize import parse_sweep
     assert parse_sweep(OFFSETS) == [0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09]
     assert parse_sweep("0.05:0.05:0.01") == [0.05]
 
 
 def test_sweep_table_is_real_and_keeps_the_best(cifar, caffe, tmp_path, capsys):
-    from sepnets.binarize import MEAN, parse_sweep, sweep
-    from sepnets.model_size import model_arrays, read_caffemodel, read_prototxt
+    from sepnets.compress.quant_pattern import MEAN, parse_sweep, sweep
+    from sepnets.caffeio.blobs import model_arrays
+    from sepnets.caffeio.proto import read_caffemodel, read_prototxt
     net = read_prototxt(cifar["prototxt"])
     arrays = model_arrays(net, read_caffemodel(cifar["model"]), cifar["prototxt"], cifar["model"])
     rows, best, blob, images, notes = sweep(net, cifar["prototxt"], arrays, cifar["model"],
@@ -77,7 +78,8 @@ def test_sweep_table_is_real_and_keeps_the_best(cifar, caffe, tmp_path, capsys):
 
 def test_sweep_needs_validation_data(cifar, capsys, tmp_path):
     from google.protobuf import text_format
-    from sepnets.model_size import read_prototxt, with_input_layers
+    from sepnets.caffeio.proto import read_prototxt
+    from sepnets.caffeio.pycaffe import with_input_layers
     deploy = tmp_path / "deploy.prototxt"
     net = with_input_layers(read_prototxt(cifar["prototxt"]), "TEST", cifar["prototxt"])
     deploy.write_text(text_format.MessageToString(net))
@@ -100,8 +102,8 @@ def test_sweep_on_part_of_a_class_ordered_set_sees_every_class(cifar, tmp_path):
     the data module writes) the first batch holds one class; the sweep's
     spread batch holds all of them."""
     import lmdb
-    from sepnets.binarize import spread_validation
-    from sepnets.model_size import caffe_pb2, read_prototxt
+    from sepnets.compress.quant_pattern import spread_validation
+    from sepnets.caffeio.proto import caffe_pb2, read_prototxt
 
     pb2 = caffe_pb2()
 

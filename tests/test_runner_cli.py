@@ -29,7 +29,7 @@ def _one_line_error(res, *needles):
 
 
 def test_help_lists_every_option_with_examples():
-    from sepnets.experiment import build_parser
+    from sepnets.pipeline.run_experiment import build_parser
     res = _tool("--help")
     assert res.returncode == 0
     options = [s for a in build_parser()._actions for s in a.option_strings]
@@ -86,18 +86,18 @@ def test_bad_arguments_are_one_line(args, needles):
 # ------------------------------------------------------------- what is written
 
 def _args(*argv):
-    from sepnets.experiment import build_parser
+    from sepnets.pipeline.run_experiment import build_parser
     return build_parser().parse_args(["cifar10-resnet20", *argv])
 
 
 @pytest.fixture(scope="module")
 def r20():
-    from sepnets.experiment import experiments
+    from sepnets.pipeline.catalog import experiments
     return experiments()["cifar10-resnet20"]
 
 
 def test_real_and_quick_schedules(r20):
-    from sepnets.experiment import schedule
+    from sepnets.pipeline.config import schedule
     s = schedule(r20, _args())
     assert (s["iters"], s["finetune_iters"], s["batch"], s["snapshot"], s["test_iter"]) == \
         (8000, 4000, 128, 500, 100)
@@ -111,7 +111,8 @@ def test_real_and_quick_schedules(r20):
 
 
 def test_solver_scales_the_release_schedule(r20, tmp_path):
-    from sepnets.experiment import run_solver, schedule
+    from sepnets.pipeline.config import schedule
+    from sepnets.pipeline.nets import run_solver
     s = schedule(r20, _args())
     full = run_solver(r20.full.solver, tmp_path / "tv.prototxt", 8000, s,
                       str(tmp_path / "1_full" / "snap"), test_first=False)
@@ -131,13 +132,13 @@ def test_solver_scales_the_release_schedule(r20, tmp_path):
     ste = run_solver(r20.mean.finetune_solver, "tv", 6000, s, "p", base_lr=0.05)
     assert ste.base_lr == pytest.approx(0.05) and list(ste.stepvalue) == [3600, 4800]
     # the text Caffe reads round-trips
-    from sepnets.model_size import caffe_pb2
+    from sepnets.caffeio.proto import caffe_pb2
     again = text_format.Parse(text_format.MessageToString(fine), caffe_pb2().SolverParameter())
     assert again == fine
 
 
 def test_run_net_sets_batch_and_data(r20, tmp_path):
-    from sepnets.experiment import read_net, run_net
+    from sepnets.pipeline.nets import read_run_net as read_net, run_net
     net = run_net(read_net(r20.full.train_val), str(tmp_path / "d"), batch=128)
     data = [layer for layer in net.layer if layer.type == "Data"]
     assert [d.data_param.batch_size for d in data] == [128, 100]      # TRAIN, TEST
@@ -150,8 +151,8 @@ def test_run_net_sets_batch_and_data(r20, tmp_path):
 
 
 def test_ste_net_learns_the_latent_weights(r20):
-    from sepnets.experiment import read_net, ste_net
-    from sepnets.model_size import caffe_pb2
+    from sepnets.pipeline.nets import read_run_net as read_net, ste_net
+    from sepnets.caffeio.proto import caffe_pb2
     pb2 = caffe_pb2()
     layers = set(r20.mean.pattern_layers)
     net = ste_net(read_net(r20.mean.train_val), read_net(r20.full.train_val), layers)
@@ -175,22 +176,23 @@ def test_ste_options_are_part_of_the_schedule(r20, tmp_path):
     continue with another (step 4 would mix two schedules); before step 4
     the STE options are free."""
     from sepnets.errors import UserError
-    from sepnets.experiment import Runner, schedule
+    from sepnets.pipeline.config import RunConfig, schedule
+    from sepnets.pipeline.runner import Runner
     a = _args("--ste", "--ste-lr", "0.05", "--ste-lr-mult", "20", "--runs-dir",
               str(tmp_path / "runs"), "--logs-dir", str(tmp_path / "logs"))
     s = schedule(r20, a)
     assert (s["ste_lr"], s["ste_lr_mult"]) == (0.05, 20.0)
     assert schedule(r20, _args())["ste_lr_mult"] is None
-    runner = Runner(r20, s, a, out=io.StringIO())
+    runner = Runner(r20, s, RunConfig.from_args(a), out=io.StringIO())
     os.makedirs(runner.runs)
     runner.load_state()
     b = _args("--ste", "--ste-lr-mult", "10", "--runs-dir", str(tmp_path / "runs"))
-    again = Runner(r20, schedule(r20, b), b, out=io.StringIO())
+    again = Runner(r20, schedule(r20, b), RunConfig.from_args(b), out=io.StringIO())
     again.load_state()                              # no step 4 yet: the new options hold
     assert again.state["schedule"]["ste_lr_mult"] == 10
     again.step_state("4_ste")["status"] = "running"
     again.save_state()
-    third = Runner(r20, schedule(r20, a), a, out=io.StringIO())
+    third = Runner(r20, schedule(r20, a), RunConfig.from_args(a), out=io.StringIO())
     with pytest.raises(UserError, match="ste_lr = None, not 0.05"):
         third.load_state()
     for bad in (["--ste-lr", "0"], ["--ste-lr-mult", "-2"], ["--ste-lr-mult", "inf"]):
@@ -199,7 +201,7 @@ def test_ste_options_are_part_of_the_schedule(r20, tmp_path):
 
 
 def test_choose_scale_best_top1_then_lower_loss():
-    from sepnets.experiment import MEAN, choose_scale
+    from sepnets.pipeline.nets import MEAN, choose_scale
     ev = {"mean": dict(top1=0.20, loss=2.0), "offset0.05": dict(top1=0.30, loss=2.5),
           "offset0.06": dict(top1=0.30, loss=2.1), "offset0.07": dict(top1=float("nan"),
                                                                        loss=1.0)}
@@ -213,7 +215,7 @@ def test_reset_batchnorm_stats_empties_only_batchnorm(caffe, tmp_path):
     """Fine-tuning starts from emptied BatchNorm statistics; nothing else changes."""
     import numpy as np
     from caffe import layers as L
-    from sepnets.experiment import reset_batchnorm_stats
+    from sepnets.caffeio.proto import reset_batchnorm_stats
     n = caffe.NetSpec()
     n.data = L.Input(shape=dict(dim=[2, 3, 8, 8]))
     n.conv = L.Convolution(n.data, num_output=4, kernel_size=3, weight_filler=dict(type="msra"))

@@ -141,7 +141,7 @@ def test_kill_in_step3_kills_caffe_and_resumes(killed_runs):
 
 
 def test_finished_run_has_complete_logs_and_table(killed_runs):
-    from sepnets.caffe_log import parse_log
+    from sepnets.caffeio.log import parse_log
     done = killed_runs["final"]
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -190,7 +190,7 @@ def test_rerun_with_another_schedule_is_refused(killed_runs):
 
 
 def test_resume_point_skips_a_cut_solverstate(killed_runs, tmp_path):
-    from sepnets.experiment_steps import latest_snapshot
+    from sepnets.caffeio.snapshots import latest_snapshot
     src = killed_runs["runs"] / "3_refined"
     for f in src.glob("snap_iter_*"):
         shutil.copy(f, tmp_path / f.name)
@@ -209,7 +209,7 @@ def test_ste_step_starts_from_emptied_batchnorm_statistics(killed_runs, caffe):
     full-precision model whose BatchNorm statistics are emptied (as step 3's
     binarized model), and not tested before its first iteration."""
     from caffe.proto import caffe_pb2
-    from sepnets.caffe_log import parse_log
+    from sepnets.caffeio.log import parse_log
     res = subprocess.run(killed_runs["argv"] + ["--ste"], capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -236,7 +236,7 @@ def test_bn_recalibration_changes_only_the_statistics(killed_runs, caffe):
     weight is the trained step's and only BatchNorm's blobs are new; the
     table gets their columns and the figure their points."""
     from caffe.proto import caffe_pb2
-    from sepnets.caffe_log import parse_log
+    from sepnets.caffeio.log import parse_log
     res = subprocess.run(killed_runs["argv"] + ["--ste", "--bn-recalibrate", "4"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr

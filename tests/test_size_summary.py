@@ -23,7 +23,7 @@ def cifar(tmp_path_factory, shared_dir, caffe):
 def variants(cifar, tmp_path_factory):
     """Pattern models of the fixture: MEAN (BinaryPatternConvolution) and the
     release's +/-0.06 in stock Convolutions."""
-    from sepnets.binarize import main
+    from sepnets.compress.quant_pattern import main
     d = tmp_path_factory.mktemp("size")
     out = {}
     for name, how in (("mean", ["--scale", "mean"]), ("offset", ["--offset", "0.06"])):
@@ -57,7 +57,7 @@ def expected_bytes(caffe, prototxt, model, binary, bq):
 @pytest.mark.parametrize("variant", ["mean", "offset"])
 @pytest.mark.parametrize("bq", [False, True])
 def test_sizes_follow_the_rules(caffe, variants, variant, bq):
-    from sepnets.model_size import summarize
+    from sepnets.compress.sizes import summarize
     prototxt, model = variants[variant]
     s = summarize(prototxt, model, bq=bq)
     want, fp32 = expected_bytes(caffe, prototxt, model, {"conv1", "conv2", "conv3"}, bq)
@@ -73,7 +73,7 @@ def test_sizes_follow_the_rules(caffe, variants, variant, bq):
 def test_full_precision_model_and_prototxt_alone(cifar, caffe, variants):
     """Without a caffemodel the shapes come from the net (data shape read from
     its LMDB) and stock Convolutions are fp32, unless named with --baked."""
-    from sepnets.model_size import summarize
+    from sepnets.compress.sizes import summarize
     full = summarize(cifar["prototxt"], cifar["model"])
     alone = summarize(cifar["prototxt"])
     assert [(lay.name, lay.nbytes) for lay in full.layers] == \
@@ -89,7 +89,7 @@ def test_full_precision_model_and_prototxt_alone(cifar, caffe, variants):
 
 
 def test_command_prints_table_and_totals(variants, capsys):
-    from sepnets.model_size import main
+    from sepnets.compress.model_summary import main
     assert main(list(variants["mean"])) == 0
     out = capsys.readouterr().out
     for needle in ("conv2", "BinaryPatternConvolution", "5x5", "1-bit", "fc5", "8-bit params",
@@ -117,7 +117,7 @@ def test_bad_inputs_are_one_clear_line(cifar, variants, repo_root, tmp_path):
 
 
 def test_baked_binary_detection():
-    from sepnets.model_size import is_baked_binary
+    from sepnets.compress.sizes import is_baked_binary
     w = np.where(np.random.default_rng(0).standard_normal((4, 3, 3, 3)) > 0, 0.5, -0.5)
     w[1] *= 3
     assert is_baked_binary(w)
@@ -131,7 +131,7 @@ def test_baked_binary_detection():
 @pytest.fixture(scope="module")
 def catalog_rows():
     pytest.importorskip("sepnets.netgen.catalog", reason="network generators not present")
-    from sepnets.model_size import catalog_summaries
+    from sepnets.compress.model_summary import catalog_summaries
     return {row: (entry, s) for row, entry, s in catalog_summaries()}
 
 
@@ -172,3 +172,18 @@ def test_sepnet_b_and_bq_sizes_follow_from_sepnet_r(catalog_rows):
     assert bq.nbytes == b.nbytes - 3 * n8 + 5 * n8_tensors
     print(f"SEP-Net-B {b.nbytes / MB:.2f} MB (paper 4.2), SEP-Net-BQ {bq.nbytes / MB:.2f} MB "
           f"(paper 1.3); binarized weights {nbin:,} of {r.params:,}")
+
+
+def test_size_table_counts_parameters_like_the_network_table(catalog_rows):
+    """One parameter counter: the size table's Params column and
+    ``gen_prototxt.py --summary``'s count agree for every generated net
+    (BatchNorm's running statistics are stored and priced, not counted as
+    parameters), while the bytes still include those statistics."""
+    from sepnets import REPO_ROOT
+    from sepnets.netgen import params
+    from sepnets.netgen.catalog import catalog
+    for e in catalog():
+        s = catalog_rows[e.name][1]
+        want = params.count(os.path.join(REPO_ROOT, e.deploy))
+        assert s.counts["total"] == want["total"], e.name
+        assert s.params == want["total"] + want["bn_stats"], e.name

@@ -1,11 +1,9 @@
 #!/usr/bin/env python3
 """Time BinaryPatternConvolution against stock Convolution with `caffe time`."""
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from sepnets.cli import run  # noqa: E402
-from sepnets.bench_conv import main  # noqa: E402
+from sepnets.cli import run
+from sepnets.bench_conv import main
 
 if __name__ == "__main__":
     sys.exit(run(main))

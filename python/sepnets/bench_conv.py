@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 
 from . import REPO_ROOT
-from .caffe_env import caffe_tool, import_caffe
+from .caffeio.env import caffe_tool, import_caffe
 from .cli import parser
 from .errors import UserError
 from .fileio import require_file, write_text_atomic

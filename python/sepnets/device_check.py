@@ -15,8 +15,10 @@ import shutil
 from . import REPO_ROOT
 from .cli import parser
 from .errors import UserError
-from .experiment import read_net, read_solver, run_net, run_solver, write_message
-from .experiment_steps import caffe_path, lmdb_entries, lmdb_subset
+from .caffeio.proto import write_message
+from .caffeio.run import caffe_path
+from .data.datum_lmdb import lmdb_count, lmdb_subset
+from .pipeline.nets import read_run_net, read_run_solver, run_net, run_solver
 from .fileio import atomic_path
 
 DEFAULT_MODEL = "runs/cifar10-resnet20/1_full/snap_iter_8000.caffemodel"
@@ -38,14 +40,14 @@ def prepare(out, model, data_root, n_test, n_train, iters, seed):
         dst = os.path.join(tmp, DATA)
         os.makedirs(dst)
         for split, n in (("test", n_test), ("train", n_train)):
-            total = lmdb_entries(os.path.join(src, f"{split}_lmdb"))
+            total = lmdb_count(os.path.join(src, f"{split}_lmdb"))
             lmdb_subset(os.path.join(src, f"{split}_lmdb"), os.path.join(dst, f"{split}_lmdb"),
                         min(n, total))
             shutil.copy(os.path.join(src, f"mean_{split}.binaryproto"), dst)
         shutil.copy(model, os.path.join(tmp, "full.caffemodel"))
         # Paths as Caffe will see them from the repository root on the host.
         final = os.path.abspath(out)
-        net = run_net(read_net(os.path.join(REPO_ROOT, PATTERN_NET, "train_val.prototxt")),
+        net = run_net(read_run_net(os.path.join(REPO_ROOT, PATTERN_NET, "train_val.prototxt")),
                       os.path.join(final, "data"))
         for layer in net.layer:
             if layer.HasField("data_param") and layer.data_param.batch_size > 100:

@@ -5,59 +5,18 @@ extension: preparing data must not depend on the C++ build being current,
 and the module is registered under its canonical name so that a later
 ``import caffe`` reuses it instead of registering caffe.proto twice.
 """
-import importlib.util
 import io
 import os
-import sys
 
 import numpy as np
 
+from ..caffeio.proto import caffe_pb2  # noqa: F401 (the one caffe_pb2; re-exported)
 from ..errors import UserError
 from ..fileio import atomic_path, write_bytes_atomic
 
-_PB2_NAME = "caffe.proto.caffe_pb2"
 # Records per LMDB write transaction: large enough to amortise commits,
 # small enough that an interrupted run does not hold much in memory.
 _TXN_RECORDS = 1000
-
-
-def _caffe_python_dirs():
-    spec = importlib.util.find_spec("caffe")
-    if spec and spec.submodule_search_locations:
-        yield from spec.submodule_search_locations
-    from ..caffe_env import _paths_file_entries
-    for entries in _paths_file_entries():
-        if entries.get("caffe_python"):
-            yield os.path.join(entries["caffe_python"], "caffe")
-
-
-def caffe_pb2():
-    """The caffe_pb2 module (Datum, BlobProto, NetParameter, ...)."""
-    mod = sys.modules.get(_PB2_NAME)
-    if mod is not None:
-        return mod
-    # The normal import, so that `caffe.proto.caffe_pb2` is also an attribute
-    # of its package for code that imports pycaffe later.
-    try:
-        from .. import caffe_env
-        caffe_env.import_caffe()
-        return importlib.import_module(_PB2_NAME)
-    except Exception:  # pycaffe broken or absent: load the generated file alone
-        pass
-    for d in _caffe_python_dirs():
-        path = os.path.join(d, "proto", "caffe_pb2.py")
-        if os.path.isfile(path):
-            spec = importlib.util.spec_from_file_location(_PB2_NAME, path)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[_PB2_NAME] = mod
-            try:
-                spec.loader.exec_module(mod)
-            except BaseException:
-                del sys.modules[_PB2_NAME]
-                raise
-            return mod
-    raise UserError("caffe_pb2", "Caffe's generated protobuf module not found; "
-                    "run 'bash scripts/setup.sh' and use the project's Python (.venv)")
 
 
 def array_to_datum(array, label):
@@ -136,11 +95,11 @@ def lmdb_count(path):
     import lmdb
     if not os.path.isdir(path):
         raise UserError(path, "LMDB not found")
-    env = lmdb.open(path, readonly=True, lock=False, subdir=True)
     try:
-        return env.stat()["entries"]
-    finally:
-        env.close()
+        with lmdb.open(path, readonly=True, lock=False, subdir=True) as env:
+            return env.stat()["entries"]
+    except lmdb.Error as e:
+        raise UserError(path, f"cannot read LMDB ({e})") from None
 
 
 def read_lmdb(path, limit=None):
@@ -190,3 +149,23 @@ def read_mean_binaryproto(path):
     if data.size != int(np.prod(dims)) or data.size == 0:
         raise UserError(path, f"BlobProto shape {dims} does not match its {data.size} values")
     return data.reshape(dims[-3:])
+
+
+def lmdb_subset(src, dst, n):
+    """Copy n records spread evenly over the LMDB `src` (every k-th, in key
+    order) into a new LMDB `dst`, records unchanged.
+
+    Why: a test of fewer batches than the test set reads its first records,
+    and a test set stored class by class would then measure one class."""
+    import lmdb
+    total = lmdb_count(src)
+    wanted = {(i * total) // n for i in range(n)}
+    with lmdb.open(src, readonly=True, lock=False) as env, env.begin() as txn:
+        picked = [(k, v) for i, (k, v) in enumerate(txn.cursor()) if i in wanted]
+    size = sum(len(k) + len(v) for k, v in picked)
+    with atomic_path(dst, is_dir=True) as tmp:
+        with lmdb.open(tmp, map_size=2 * size + (1 << 24)) as out:
+            with out.begin(write=True) as txn:
+                for k, v in picked:
+                    txn.put(k, v)
+    return len(picked)

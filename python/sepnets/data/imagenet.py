@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from ..cli import parser
-from ..caffe_env import caffe_tool
+from ..caffeio.env import caffe_tool
 from ..errors import UserError
 from ..fileio import atomic_path, refuse_overwrite, require_file
 from . import image_repair

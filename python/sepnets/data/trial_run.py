@@ -7,7 +7,7 @@ import subprocess
 
 from google.protobuf import text_format
 
-from ..caffe_env import caffe_tool
+from ..caffeio.env import caffe_tool
 from ..errors import UserError
 from .datum_lmdb import caffe_pb2
 

@@ -273,7 +273,7 @@ def missing_data(entry, root=REPO_ROOT):
 
 def read_net(path, root=REPO_ROOT):
     """The NetParameter of a generated prototxt (for tools reading the catalog)."""
-    from ..caffe_env import import_caffe
+    from ..caffeio.env import import_caffe
     pb = import_caffe().proto.caffe_pb2
     net = pb.NetParameter()
     with open(os.path.join(root, path)) as f:

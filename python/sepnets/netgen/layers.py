@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
-from ..caffe_env import import_caffe
+from ..caffeio.env import import_caffe
 
 MSRA = dict(type="msra")
 XAVIER = dict(type="xavier")

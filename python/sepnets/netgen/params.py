@@ -19,10 +19,10 @@ and keeps 1 x 1 and FC weights in full precision):
 import os
 import tempfile
 
-from ..caffe_env import import_caffe
+from ..caffeio.env import import_caffe
+from ..compress.sizes import KINDS, count_params  # noqa: F401 (KINDS: re-exported)
 
 CONV_TYPES = ("Convolution", "BinaryPatternConvolution", "Deconvolution")
-KINDS = ("total", "kxk", "1x1", "fc", "other", "bn_stats", "binarized")
 
 
 def _net(path_or_text):
@@ -39,32 +39,13 @@ def _net(path_or_text):
 
 def count(net_or_path, pattern_layers=()):
     """Counts by kind (see the module docstring) of a pycaffe Net, a prototxt
-    path or prototxt text (a deploy net: nothing is read from data layers)."""
+    path or prototxt text (a deploy net: nothing is read from data layers),
+    by the project's one parameter counter
+    (:func:`sepnets.compress.sizes.count_params`)."""
     net = net_or_path if hasattr(net_or_path, "layers") else _net(net_or_path)
-    c = dict.fromkeys(KINDS, 0)
-    patterns = set(pattern_layers)
-    for name, layer in zip(net._layer_names, net.layers):
-        blobs = list(layer.blobs)
-        if not blobs:
-            continue
-        if layer.type == "BatchNorm":
-            c["bn_stats"] += sum(b.count for b in blobs)
-            continue
-        rest = blobs
-        if layer.type in CONV_TYPES:
-            w, rest = blobs[0], blobs[1:]
-            c["1x1" if all(k == 1 for k in w.shape[2:]) else "kxk"] += w.count
-            if name in patterns:
-                c["binarized"] += w.count
-        elif layer.type == "InnerProduct":
-            w, rest = blobs[0], blobs[1:]
-            c["fc"] += w.count
-        c["other"] += sum(b.count for b in rest)
-    missing = patterns - set(net._layer_names)
-    if missing:
-        raise ValueError(f"pattern layers not in the net: {sorted(missing)}")
-    c["total"] = c["kxk"] + c["1x1"] + c["fc"] + c["other"]
-    return c
+    return count_params(((name, layer.type, [tuple(b.shape) for b in layer.blobs])
+                        for name, layer in zip(net._layer_names, net.layers)),
+                        pattern_layers)
 
 
 def conv_table(net_or_path):

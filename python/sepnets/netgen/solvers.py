@@ -27,7 +27,7 @@ pass ``-gpu 0`` to ``caffe train`` to use a GPU.
 """
 from google.protobuf import text_format
 
-from ..caffe_env import import_caffe
+from ..caffeio.env import import_caffe
 
 
 def render(fields, what):

@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..caffeio.blobs import BPC, CONV_TYPES, blob_array, kernel_dims, kernel_label
+from ..caffeio.proto import read_caffemodel, read_prototxt, unique_layers
+from ..cli import parser
+from ..errors import UserError
 from .binarize import mean_scale
-from .cli import parser
-from .errors import UserError
-from .model_size import (BPC, CONV_TYPES, blob_array, is_baked_binary, kernel_dims,
-                         kernel_label, read_caffemodel, read_prototxt, unique_layers)
+from .sizes import is_baked_binary
 
 
 @dataclass

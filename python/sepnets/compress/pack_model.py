@@ -1,6 +1,6 @@
 """Packed model files (.sepnet): the compression the size summary promises,
-made real on disk. A caffemodel stores every weight as fp32 in protobuf; this
-format stores each blob as model_size's precision rules price it, so the file
+made real on disk (``tools/pack_model.py``). A caffemodel stores every weight as fp32 in protobuf; this
+format stores each blob as :mod:`sepnets.compress.sizes` prices it, so the file
 size equals the summary's size plus a few bytes of framing per layer.
 
 Format, version 1 (all integers little-endian)::
@@ -44,12 +44,14 @@ import zlib
 
 import numpy as np
 
-from .cli import parser
-from .errors import UserError
-from .fileio import refuse_overwrite, require_file, write_bytes_atomic
-from .model_size import (BPC, caffe_pb2, check_layer_blobs, layer_size, model_blobs, open_net,
-                         read_caffemodel, read_prototxt, set_blob, set_net_params, blob_array,
-                         unique_layers, has_params, summarize, MB, _wants_alpha)
+from ..caffeio.blobs import (BPC, _wants_alpha, blob_array, check_layer_blobs, has_params,
+                             model_arrays, model_blobs, set_blob)
+from ..caffeio.proto import caffe_pb2, read_caffemodel, read_prototxt, unique_layers
+from ..caffeio.pycaffe import open_net, set_net_params
+from ..cli import parser
+from ..errors import UserError
+from ..fileio import refuse_overwrite, require_file, write_bytes_atomic
+from .sizes import MB, layer_size, summarize
 
 MAGIC = b"\x89SEPNET\n"
 VERSION = 1
@@ -300,7 +302,7 @@ def unpack(net, data, net_path, packed_path):
 def forward_outputs(net, net_path, arrays, source, batches=2, blobs=None, seed=0):
     """Blobs (default: the outputs) of the TEST net over `batches` batches
     (its data layers' batches, or seeded normal noise for Input layers)."""
-    from .binarize import CachedBatches
+    from .quant_pattern import CachedBatches
     cnet = open_net(net, "TEST", net_path)
     set_net_params(cnet, arrays, source)
     blobs = list(blobs or cnet.outputs)
@@ -405,7 +407,6 @@ def main(argv=None):
             raise UserError("--batches", "must be at least 1")
         net = read_prototxt(a.prototxt)
         model = read_caffemodel(a.caffemodel)
-        from .model_size import model_arrays
         ref = model_arrays(net, model, a.prototxt, a.caffemodel)
         got = unpacked_arrays(net, _read(a.packed), a.prototxt, a.packed)
         diffs = compare(net, a.prototxt, ref, got, a.caffemodel, a.packed, a.batches, a.blob)

@@ -27,12 +27,12 @@ tests and a time axis that counts the hours the machine sat idle. This parser:
   ``Loss:`` / ``name = mean`` summary of caffe.cpp), keeping the batch means
   when a test was cut short so that a partial evaluation is visible as such.
 """
-import datetime
-import math
 import re
-from dataclasses import dataclass, field
 
-from .errors import UserError
+from ..errors import UserError
+from .logparts import _LOSSMSG, _NUM, _CaffeTestLines, _float, _Timeline
+from .logdata import (Accuracy, CaffeLog, Evaluation, accuracy_k,  # noqa: F401
+                      csv_text, pick_accuracy, test_column)
 
 # glog: [IWEF]mmdd hh:mm:ss.uuuuuu threadid file:line] msg (newer glog: yyyymmdd)
 _GLOG = re.compile(
@@ -44,8 +44,6 @@ _GLOG_INSIDE = re.compile(
     r"(?<=\S)(?=[IWEF](?:\d{8}|\d{4}) \d\d:\d\d:\d\d\.\d+\s+\S+\s+[^\s:\]]+:\d+\])")
 _HEADER = re.compile(r"^Log file created at: (\d{4})/(\d\d)/(\d\d) ")
 
-_NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|infinity)|-?nan\S*)"
-_LOSSMSG = r"(?: \(\* (\S+) = \S+ loss\))?"
 _DISPLAY = re.compile(r"^Iteration (\d+)(?: \(([^)]*)\))?, loss = " + _NUM + r"$", re.I)
 _LR = re.compile(r"^Iteration (\d+), lr = " + _NUM + r"$", re.I)
 _TESTING = re.compile(r"^Iteration (\d+), Testing net \(#(\d+)\)$")
@@ -56,183 +54,11 @@ _SNAPSHOT = re.compile(r"^Snapshotting to (?:binary proto|HDF5) file (.+)$")
 _RESTORE = re.compile(r"^(?:Restoring previous solver status from|Resuming from) (.+)$")
 _FINETUNE = re.compile(r"^Finetuning from (.+)$")
 _SOLVING = re.compile(r"^Solving (.*)$")
-_RUNNING_FOR = re.compile(r"^Running for (\d+) iterations\.$")
-_BATCH = re.compile(r"^Batch (\d+), (.+?) = " + _NUM + r"$", re.I)
-_CAFFE_TEST_LOSS = re.compile(r"^Loss: " + _NUM + r"$", re.I)
-_SUMMARY_OUT = re.compile(r"^(\S+) = " + _NUM + _LOSSMSG + r"$", re.I)
 _ITER_FILE = re.compile(r"_iter_(\d+)\.(?:caffemodel|solverstate)(?:\.h5)?$")
-_TOP = re.compile(r"top[-_ ]?(\d+)")
-_ACC = re.compile(r"(?:^|[-_.])acc(?:uracy)?(?:[-_@]?(\d+))?$")
 
 # Source files whose lines come from the thread of Caffe's root solver (data
 # layers log from prefetch threads, other solvers of multi-GPU runs are quiet).
 _MAIN_FILES = {"caffe.cpp", "solver.cpp", "sgd_solver.cpp"}
-
-
-def _float(text):
-    t = text.strip().lower()
-    if "nan" in t:
-        return math.nan
-    return float(t)
-
-
-def accuracy_k(name):
-    """k of a top-k accuracy output named like Caffe nets name them, else None.
-
-    ``accuracy``, ``acc``, ``top-1``, ``accuracy_top1``, ``loss3/top-1`` -> 1;
-    ``accuracy_top5``, ``top-5``, ``acc@5``, ``loss3/top-5`` -> 5.
-    """
-    last = name.rsplit("/", 1)[-1].lower()
-    m = _TOP.search(last)
-    if m:
-        return int(m.group(1))
-    m = _ACC.search(last)
-    if m:
-        return int(m.group(1) or 1)
-    return None
-
-
-def pick_accuracy(names, loss_weights=None, k=1):
-    """The output that reports top-k accuracy of the net's main head.
-
-    Several heads (GoogLeNet's loss1/loss2/loss3) each report accuracies; the
-    main one is the head whose loss has the largest weight (loss3, weight 1
-    against 0.3), then the last one in the net's output order.
-    """
-    loss_weights = loss_weights or {}
-    group_weight = {}
-    for n in names:
-        g = n.rsplit("/", 1)[0] if "/" in n else ""
-        group_weight[g] = max(group_weight.get(g, 0.0), loss_weights.get(n) or 0.0)
-    best, best_key = None, None
-    for pos, n in enumerate(names):
-        if accuracy_k(n) != k:
-            continue
-        g = n.rsplit("/", 1)[0] if "/" in n else ""
-        key = (group_weight.get(g, 0.0), pos)
-        if best_key is None or key > best_key:
-            best, best_key = n, key
-    return best
-
-
-@dataclass
-class Evaluation:
-    """One ``caffe test`` run."""
-    iterations: int = None          # the batches asked for (``Running for N``)
-    batches: int = 0                # the batches logged
-    loss: float = None
-    outputs: dict = field(default_factory=dict)        # name -> mean value
-    loss_weights: dict = field(default_factory=dict)   # name -> weight
-    complete: bool = False          # the final summary was logged
-    seconds: float = None
-    _sums: dict = field(default_factory=dict, repr=False)
-    _counts: dict = field(default_factory=dict, repr=False)
-    _start: object = field(default=None, repr=False)
-    _end: object = field(default=None, repr=False)
-
-
-@dataclass
-class Accuracy:
-    top1: float = None
-    top5: float = None
-    iteration: int = None
-    top1_name: str = None
-    top5_name: str = None
-
-
-@dataclass
-class CaffeLog:
-    """What one log file says. ``rows`` hold the training history (train
-    logs), ``evaluation`` the result of ``caffe test`` (test logs)."""
-    path: str
-    kind: str = None                      # "train", "test" or None
-    rows: list = field(default_factory=list)     # dicts sorted by iteration
-    columns: list = field(default_factory=list)
-    test_names: dict = field(default_factory=dict)     # net index -> [names]
-    loss_weights: dict = field(default_factory=dict)   # column -> weight
-    evaluation: Evaluation = None
-    complete: bool = False               # "Optimization Done." in the last run
-    stopped_early: bool = False
-    truncated: bool = False              # last line cut (run killed or running)
-    segments: int = 0                    # caffe processes that wrote the log
-    restarts: list = field(default_factory=list)     # iterations resumed at
-    snapshots: list = field(default_factory=list)    # (iteration, path)
-    resumed_from: list = field(default_factory=list)
-    weights: list = field(default_factory=list)      # "Finetuning from"
-    net_name: str = None
-    total_seconds: float = None
-    warnings: list = field(default_factory=list)
-
-    @property
-    def last_iteration(self):
-        return self.rows[-1]["iteration"] if self.rows else None
-
-    @property
-    def seconds(self):
-        """Wall-clock seconds Caffe ran (from a run's first line to its last,
-        gaps between runs excluded); for a test log, the evaluation's."""
-        if self.kind == "test" and self.evaluation:
-            return self.evaluation.seconds
-        return self.total_seconds
-
-    def series(self, column):
-        """(iterations, seconds, values) of the rows that have `column`."""
-        its, secs, vals = [], [], []
-        for r in self.rows:
-            if column in r:
-                its.append(r["iteration"])
-                s = r.get("seconds")
-                secs.append(math.nan if s is None else s)
-                vals.append(r[column])
-        return its, secs, vals
-
-    def last_value(self, column):
-        """(iteration, value) of the latest row with `column`, or None."""
-        for r in reversed(self.rows):
-            if column in r:
-                return r["iteration"], r[column]
-        return None
-
-    def output_names(self, net=0):
-        if self.kind == "test":
-            return list(self.evaluation.outputs) if self.evaluation else []
-        return list(self.test_names.get(net, []))
-
-    def accuracy(self, top1=None, top5=None, net=0):
-        """Top-1/top-5 test accuracy at the end of the log (the last test of a
-        training log, the summary of a test log); names picked by
-        :func:`pick_accuracy` unless given."""
-        names = self.output_names(net)
-        if self.kind == "test":
-            weights = self.evaluation.loss_weights if self.evaluation else {}
-        else:
-            pre = test_column(net, "")
-            weights = {c[len(pre):]: w for c, w in self.loss_weights.items()
-                       if c.startswith(pre)}
-        n1 = top1 or pick_accuracy(names, weights, 1)
-        n5 = top5 or pick_accuracy(names, weights, 5)
-        acc = Accuracy(top1_name=n1, top5_name=n5)
-        if self.kind == "test":
-            if self.evaluation:
-                acc.top1 = self.evaluation.outputs.get(n1) if n1 else None
-                acc.top5 = self.evaluation.outputs.get(n5) if n5 else None
-                acc.iteration = self.evaluation.batches
-            return acc
-        found = self.last_value(test_column(net, n1)) if n1 else None
-        if found:
-            acc.iteration, acc.top1 = found
-            row = next(r for r in self.rows if r["iteration"] == acc.iteration)
-            acc.top5 = row.get(test_column(net, n5)) if n5 else None
-        elif n5:
-            found = self.last_value(test_column(net, n5))
-            if found:
-                acc.iteration, acc.top5 = found
-        return acc
-
-
-def test_column(net, name):
-    """CSV column of a test output: ``test:<name>`` (net #0), ``test#1:<name>``."""
-    return f"test:{name}" if net == 0 else f"test#{net}:{name}"
 
 
 def _split_glued(lines):
@@ -247,7 +73,7 @@ def _split_glued(lines):
             yield no, line, False
 
 
-class _Parser:
+class _Parser(_Timeline, _CaffeTestLines):
     def __init__(self, path, year):
         self.log = CaffeLog(path)
         self.year = year
@@ -271,45 +97,10 @@ class _Parser:
         self.display_at = None
         self.evals = []
         self.in_summary = False
-
-    # --- time ---------------------------------------------------------
-    def _stamp(self, date, hh, mm, ss, frac):
-        try:
-            if len(date) == 8:
-                year, month, day = int(date[:4]), int(date[4:6]), int(date[6:])
-            else:
-                year, month, day = self.year, int(date[:2]), int(date[2:])
-            micro = int((frac or "0").ljust(6, "0")[:6])
-            dt = datetime.datetime(year, month, day, int(hh), int(mm), int(ss), micro)
-            if len(date) == 4 and self.last_dt is not None and \
-                    dt < self.last_dt - datetime.timedelta(days=180):
-                # stamps without a year went from December to January
-                self.year += 1
-                dt = dt.replace(year=self.year)
-        except ValueError:
-            return None
-        self.last_dt = dt
-        return dt
-
-    def _new_segment(self, start_dt, end_dt):
-        """A new caffe process starts at start_dt; the previous one ended at end_dt."""
-        if self.seg_start is not None and end_dt is not None:
-            self.offset += max(0.0, (end_dt - self.seg_start).total_seconds())
-        self.seg_start = start_dt
-        self.log.segments += 1
-        self.log.complete = False
-        self.log.stopped_early = False
-        self.seg_has_iter = False
-        self.pending_restart = self.log.segments > 1
-        self.resume_iter = None
-        self.test_at = None
-        self.display_at = None
-        self.in_summary = False
-
-    def _seconds(self, dt):
-        if dt is None or self.seg_start is None:
-            return None
-        return self.offset + (dt - self.seg_start).total_seconds()
+        # streaming: column -> (iteration, value) of the newest row holding it,
+        # and what the last line was (see LogStream)
+        self.latest = {}
+        self.event = None
 
     # --- rows ---------------------------------------------------------
     def _row(self, it, dt, lineno):
@@ -326,6 +117,10 @@ class _Parser:
             cut = it if self.resume_iter is None else min(it, self.resume_iter)
             for i in [i for i in self.rows if i > cut]:
                 del self.rows[i]
+            self.latest = {}
+            for i in sorted(self.rows):
+                for c, v in self.rows[i].items():
+                    self.latest[c] = (i, v)
             self.log.restarts.append(cut)
         self.last_iter = it
         self.seg_has_iter = True
@@ -339,9 +134,20 @@ class _Parser:
         if column not in self.columns:
             self.columns.append(column)
         row[column] = value
+        it = row["iteration"]
+        if column not in self.latest or self.latest[column][0] <= it:
+            self.latest[column] = (it, value)
 
     # --- lines --------------------------------------------------------
     def feed(self, lineno, line, glued=False):
+        """Take one line; return (event, iteration, source file) of it, event
+        one of display, testing, test_output, test_loss or None."""
+        self.event = None
+        src = self._feed(lineno, line, glued)
+        kind, it = self.event or (None, None)
+        return kind, it, src
+
+    def _feed(self, lineno, line, glued=False):
         line = line.replace("\x00", "").rstrip("\r\n")
         if glued:
             self.log.warnings.append(f"line {lineno}: cut line (run killed), ignored")
@@ -388,6 +194,7 @@ class _Parser:
             self._message(lineno, msg, dt, src)
         except (ValueError, OverflowError):
             self.log.warnings.append(f"line {lineno}: unreadable value, ignored: {msg[:80]}")
+        return src
 
     def _message(self, lineno, msg, dt, src):
         m = _LR.match(msg)
@@ -400,6 +207,7 @@ class _Parser:
             self._set(self._row(it, dt, lineno), "loss", _float(m.group(3)))
             self.display_at = it
             self.log.kind = "train"
+            self.event = ("display", it)
             return
         m = _TESTING.match(msg)
         if m:
@@ -408,6 +216,7 @@ class _Parser:
             self.test_at = (it, net)
             self.test_index = {}
             self.log.kind = "train"
+            self.event = ("testing", it)
             return
         m = _TEST_OUT.match(msg)
         if m and self.test_at is not None:
@@ -420,12 +229,14 @@ class _Parser:
             if m.group(4) is not None:
                 self.log.loss_weights[col] = _float(m.group(4))
             self._set(self._row(it, dt, lineno), col, _float(m.group(3)))
+            self.event = ("test_output", it)
             return
         m = _TEST_LOSS.match(msg)
         if m and self.test_at is not None:
             it, net = self.test_at
             col = "test_loss" if net == 0 else f"test#{net}_loss"
             self._set(self._row(it, dt, lineno), col, _float(m.group(1)))
+            self.event = ("test_loss", it)
             return
         m = _TRAIN_OUT.match(msg)
         if m and self.display_at is not None:
@@ -472,42 +283,6 @@ class _Parser:
         pos = seen.index(index)
         return name if pos == 0 else f"{name}[{pos}]"
 
-    def _caffe_test(self, msg, dt, src):
-        if src not in (None, "caffe.cpp"):
-            return          # e.g. a data layer's thread between summary lines
-        m = _RUNNING_FOR.match(msg)
-        if m:
-            self.evals.append(Evaluation(iterations=int(m.group(1)), _start=dt))
-            self.in_summary = False
-            if self.log.kind is None:
-                self.log.kind = "test"
-            return
-        if not self.evals:
-            return
-        ev = self.evals[-1]
-        ev._end = dt or ev._end
-        m = _BATCH.match(msg)
-        if m:
-            b, name, v = int(m.group(1)), m.group(2), _float(m.group(3))
-            ev.batches = max(ev.batches, b + 1)
-            ev._sums[name] = ev._sums.get(name, 0.0) + v
-            ev._counts[name] = ev._counts.get(name, 0) + 1
-            return
-        m = _CAFFE_TEST_LOSS.match(msg)
-        if m:
-            ev.loss = _float(m.group(1))
-            ev.complete = True
-            ev.outputs = {}
-            self.in_summary = True
-            return
-        m = _SUMMARY_OUT.match(msg)
-        if m and self.in_summary:
-            ev.outputs[m.group(1)] = _float(m.group(2))
-            if m.group(3) is not None:
-                ev.loss_weights[m.group(1)] = _float(m.group(3))
-            return
-        self.in_summary = False
-
     # --- result -------------------------------------------------------
     def finish(self):
         log = self.log
@@ -534,6 +309,39 @@ class _Parser:
         if log.kind == "train" and not log.rows:
             log.kind = None
         return log
+
+
+class LogStream:
+    """The same parser fed one line at a time, as ``caffe train`` writes them,
+    for a progress display: each line costs the same however long the log
+    is (re-parsing the whole text on every line would be quadratic), and the
+    display reads the numbers with the same rules as the result tables."""
+
+    def __init__(self, path="<stream>"):
+        self._p = _Parser(path, 2001)
+        self._lineno = 0
+
+    def feed(self, line):
+        """Take one line; return (event, iteration, source file) of its last
+        part (see :meth:`_Parser.feed`)."""
+        self._lineno += 1
+        out = (None, None, None)
+        for no, part, glued in _split_glued([(self._lineno, line.rstrip("\r\n"))]):
+            out = self._p.feed(no, part, glued)
+        return out
+
+    def last(self, column):
+        """(iteration, value) of the newest row holding `column`, or None."""
+        return self._p.latest.get(column)
+
+    def test_top1(self, net=0):
+        """(iteration, top-1) of the newest test, output picked by
+        :func:`pick_accuracy` as :meth:`CaffeLog.accuracy` does, or None."""
+        log = self._p.log
+        pre = test_column(net, "")
+        weights = {c[len(pre):]: w for c, w in log.loss_weights.items() if c.startswith(pre)}
+        name = pick_accuracy(list(log.test_names.get(net, [])), weights, 1)
+        return self.last(test_column(net, name)) if name else None
 
 
 def parse_text(text, path="<text>"):
@@ -574,32 +382,3 @@ def parse_log(path):
                         "(no 'Iteration N ..., loss =', 'Test net output' or 'Batch' lines)")
     return log
 
-
-def _fmt(v):
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return format(v, ".9g")
-    return str(v)
-
-
-def csv_text(log):
-    """CSV of a log: one row per logged iteration (train logs), or the
-    evaluation's summary (test logs: batches, seconds, loss, each output)."""
-    import csv
-    import io
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    if log.kind == "test":
-        ev = log.evaluation
-        names = list(ev.outputs)
-        w.writerow(["batches", "seconds", "loss", "complete"] + names)
-        w.writerow([ev.batches, _fmt(ev.seconds), _fmt(ev.loss), int(ev.complete)]
-                   + [_fmt(ev.outputs[n]) for n in names])
-    else:
-        w.writerow(log.columns)
-        for r in log.rows:
-            w.writerow([_fmt(r.get(c)) for c in log.columns])
-    return buf.getvalue()

@@ -3,8 +3,8 @@ pycaffe without glog flooding the terminal."""
 import os
 import shutil
 
-from . import REPO_ROOT
-from .errors import UserError
+from .. import REPO_ROOT
+from ..errors import UserError
 
 _BUILD_DIRS = ("build", "build-cuda")
 

@@ -1,4 +1,4 @@
-"""Figures of an experiment's three steps on one axis, so that what the paper's
+"""``tools/plot_logs.py``: figures of an experiment's steps on one axis, so that what the paper's
 procedure does to a network can be seen at a glance: the accuracy lost when
 the k x k filters are binarized (BiPattern) and how much fine-tuning with fixed
 patterns recovers (Refined).
@@ -12,19 +12,18 @@ import math
 import os
 import sys
 
-from .errors import UserError
-from .fileio import atomic_path
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..pipeline.steps import STEPS
 from .results import add_log_arguments, load_folders, readable, warn
 
 FIGURE_NAME = "training_curves.png"
-_STYLE = {"full": ("C0", "1: full precision"),
-          "refined": ("C2", "3: refined (fixed patterns)"),
-          "ste": ("C3", "4: STE"),
-          "full_bn": ("C0", "1, BatchNorm statistics re-estimated"),
-          "refined_bn": ("C2", "3, BatchNorm statistics re-estimated"),
-          "ste_bn": ("C3", "4, BatchNorm statistics re-estimated")}
+#: Colour and legend of each step, from the step table.
+_STYLE = {st.key: (st.color, st.legend) for st in STEPS}
+#: Training steps, drawn as curves (the first is the base the others follow).
+_CURVES = tuple(st.key for st in STEPS if st.kind == "curve")
 #: A re-estimation's one test, drawn as a point where its training step ended.
-_POINTS = {"full_bn": "full", "refined_bn": "refined", "ste_bn": "ste"}
+_POINTS = {st.key: st.point_of for st in STEPS if st.kind == "point"}
 
 
 def _clean(values):
@@ -51,11 +50,11 @@ def curves(exp):
         markers.append(dict(it=it0, sec=t, acc=r.acc.top1, label=_label(r.path),
                             chosen=r is chosen))
     series = {}
-    for key in ("full", "refined", "ste"):
+    for key in _CURVES:
         r = exp.results.get(key)
         if r is None or r.log.kind != "train":
             continue
-        di, ds = (0.0, 0.0) if key == "full" else (it0, t)
+        di, ds = (0.0, 0.0) if key == _CURVES[0] else (it0, t)
         its, secs, loss = r.log.series("loss")
         s = dict(loss_it=[i + di for i in its], loss_sec=[x + ds for x in secs],
                  loss=_clean(loss))
@@ -140,7 +139,7 @@ def plot_experiment(exp, out_path, dpi=120):
 
 
 def main(argv=None):
-    from .cli import parser
+    from ..cli import parser
     p = parser("plot_logs.py",
                "Plot each experiment's training loss and test top-1 against iterations\n"
                "and against wall-clock seconds, the steps on one axis: full precision,\n"

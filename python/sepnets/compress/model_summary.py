@@ -1,0 +1,151 @@
+"""``tools/model_summary.py``: the per-layer storage table of one net and the
+size table of every generated net beside the paper's sizes, priced by the
+precision rules of :mod:`sepnets.compress.sizes`.
+"""
+import json
+import os
+
+from .. import REPO_ROOT
+from ..caffeio.proto import read_prototxt
+from ..caffeio.pycaffe import net_param_shapes
+from ..cli import parser
+from ..errors import UserError
+from .sizes import BINARY, FP32, INT8, MB, Summary, net_layer_sizes, summarize
+
+#: The paper's sizes of its small ImageNet nets (PAPER_NOTES section 4).
+PAPER_SIZES_MB = {"SEP-Net-R": 5.2, "SEP-Net-B": 4.2, "SEP-Net-BQ": 1.3,
+                  "MobileNet 0.5": 5.2, "SqueezeNet": 4.8}
+
+
+def format_summary(s):
+    """A Larq-style text table: one row per parameter layer, then the totals."""
+    head = ("Layer", "Type", "Kernel", "Precision", "Params", "Bits", "Bytes")
+    rows = [(lay.name, lay.type, lay.kernel or "-", lay.precision, f"{lay.params:,}",
+             f"{lay.bits:,}", f"{lay.nbytes:,}") for lay in s.layers]
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    right = (False, False, False, False, True, True, True)
+
+    def fmt(r):
+        return "| " + "  ".join(c.rjust(w) if rt else c.ljust(w)
+                                for c, w, rt in zip(r, widths, right)) + " |"
+    width = len(fmt(head))
+    title = f"+{s.name} stats"
+    lines = [title + "-" * (width - len(title) - 1) + "+", fmt(head)]
+    lines += [fmt(r) for r in rows]
+    lines.append("+" + "-" * (width - 2) + "+")
+    by = s.params_by_precision()
+    totals = [("Total params", f"{s.params:,}")]
+    totals += [(f"  {p} params", f"{by[p]:,}") for p in (BINARY, INT8, FP32)]
+    totals += [("Model size as stored", f"{s.nbytes / MB:.4f} MB ({s.nbytes:,} bytes)"),
+               ("Model size if all fp32", f"{s.fp32_bytes / MB:.4f} MB ({s.fp32_bytes:,} bytes)"),
+               ("Compression ratio", f"{s.ratio:.2f}x")]
+    tw = max(len(a) for a, _ in totals)
+    vw = max(len(b) for _, b in totals)
+    title = f"+{s.name} summary"
+    box = tw + vw + 6
+    lines.append(title + "-" * max(1, box - len(title) - 1) + "+")
+    lines += [f"| {a.ljust(tw)}  {b.rjust(vw)} |" for a, b in totals]
+    lines.append("+" + "-" * (box - 2) + "+")
+    lines.append("1-bit weights carry one fp32 scale per filter; 8-bit weights a fp32 scale "
+                 "and uint8 zero point per tensor; MB = 10^6 bytes.")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------- the catalog
+
+#: Catalog names of the paper's small nets; SEP-Net-BQ is SEP-Net-B counted with --bq.
+PAPER_NAMES = {"sepnet-r": "SEP-Net-R", "sepnet-b": "SEP-Net-B",
+               "mobilenet-0.5": "MobileNet 0.5", "squeezenet": "SqueezeNet"}
+BQ_OF = {"sepnet-b": "SEP-Net-BQ"}
+
+
+def catalog_summaries():
+    """[(row name, Entry, Summary)] for every generated net's deploy prototxt
+    (fix-pattern nets: their parent's deploy with the pattern layers baked),
+    plus SEP-Net-BQ = SEP-Net-B with 8-bit 1x1/FC weights."""
+    try:
+        from ..netgen.catalog import catalog
+    except ImportError as e:
+        raise UserError("sepnets.netgen.catalog", f"not available ({e})") from None
+    out, shapes = [], {}
+    for e in catalog():
+        deploy = os.path.join(REPO_ROOT, e.deploy)
+        net = read_prototxt(deploy)
+        if deploy not in shapes:  # fix-pattern nets share their parent's deploy
+            shapes[deploy] = net_param_shapes(net, deploy)
+        baked = tuple(e.pattern_layers) if e.kind == "fix-pattern" else ()
+        for row, bq in [(e.name, False)] + ([(BQ_OF[e.name], True)] if e.name in BQ_OF else []):
+            layers = net_layer_sizes(net, deploy, bq, baked=baked, shapes=shapes[deploy])
+            out.append((row, e, Summary(row, layers)))
+    return out
+
+
+def paper_size(row):
+    return PAPER_SIZES_MB.get(PAPER_NAMES.get(row, row))
+
+
+def format_catalog(rows):
+    lines = ["| Net | Kind | Params | fp32 size (MB) | Size as stored (MB) | Ratio "
+             "| Paper (MB) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for row, e, s in rows:
+        paper = paper_size(row)
+        kind = "pattern (BQ)" if row in BQ_OF.values() else e.kind
+        lines.append(f"| {row} | {kind} | {s.counts['total'] / 1e6:.3f} M | {s.fp32_bytes / MB:.2f} | "
+                     f"{s.nbytes / MB:.2f} | {s.ratio:.1f}x | "
+                     f"{'' if paper is None else f'{paper:.1f}'} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ command
+
+def _shape_arg(text):
+    try:
+        dims = tuple(int(x) for x in text.split(","))
+        if len(dims) != 3 or min(dims) < 1:
+            raise ValueError
+        return dims
+    except ValueError:
+        raise UserError("--input-shape", f"'{text}' is not C,H,W (three positive integers)") \
+            from None
+
+
+def main(argv=None):
+    p = parser("model_summary.py",
+               "Per-layer storage table and model size of a Caffe net: binary patterns at "
+               "1 bit per weight (+ fp32 alpha per filter), BQ 1x1/FC weights at 8 bits, "
+               "everything else fp32; MB = 10^6 bytes.",
+               ["python tools/model_summary.py prototxt/cifar10-resnet20/deploy.prototxt",
+                "python tools/model_summary.py prototxt/cifar10-resnet20-pattern-mean/deploy.prototxt r20_pattern.caffemodel",
+                "python tools/model_summary.py prototxt/sepnet-b/deploy.prototxt --bq",
+                "python tools/model_summary.py --all"])
+    p.add_argument("prototxt", nargs="?", help="net definition (train_val or deploy)")
+    p.add_argument("caffemodel", nargs="?",
+                   help="trained weights: shapes come from here, and stock Convolutions "
+                        "holding baked +/-a filters count as binary")
+    p.add_argument("--bq", action="store_true",
+                   help="SEP-Net-BQ: count 1x1 conv and fully connected weights as 8-bit")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="input shape for prototxts whose data source is not readable here "
+                        "(only needed without a caffemodel)")
+    p.add_argument("--baked", nargs="+", default=(), metavar="LAYER",
+                   help="without a caffemodel: count these stock Convolutions as holding "
+                        "baked +/-a patterns (release-style fix-pattern nets)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--all", action="store_true",
+                   help="a Markdown table of every generated net (sepnets.netgen.catalog) "
+                        "beside the paper's sizes")
+    a = p.parse_args(argv)
+    if a.all:
+        rows = catalog_summaries()
+        if a.json:
+            print(json.dumps([dict(s.as_dict(), paper_mb=paper_size(row)) for row, _, s in rows],
+                             indent=1))
+        else:
+            print(format_catalog(rows))
+        return 0
+    if not a.prototxt:
+        p.error("a prototxt is required (or --all)")
+    shape = _shape_arg(a.input_shape) if a.input_shape else None
+    s = summarize(a.prototxt, a.caffemodel, a.bq, shape, tuple(a.baked))
+    print(json.dumps(s.as_dict(), indent=1) if a.json else format_summary(s))
+    return 0

@@ -1,0 +1,263 @@
+"""Experiment files (experiments/*.toml), reusing another run's steps, the
+resume kit, and a run folder written by the runner before the restructuring
+(its state.json format) still being resumed. No caffe training here: the
+runs are made of real Caffe protobuf files written by the test."""
+import glob
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from sepnets import REPO_ROOT
+from sepnets.errors import UserError
+
+EXPERIMENTS = sorted(glob.glob(os.path.join(REPO_ROOT, "experiments", "*.toml")))
+TOOL = os.path.join(REPO_ROOT, "tools", "run_experiment.py")
+OLD_STATE = os.path.join(os.path.dirname(__file__), "data", "state_before_restructure.json")
+
+
+def _parse(*argv):
+    from sepnets.pipeline.run_experiment import parse
+    return parse(list(argv))
+
+
+def _config(*argv):
+    from sepnets.pipeline.catalog import experiments
+    from sepnets.pipeline.config import RunConfig, schedule
+    a = _parse(*argv)
+    exp = experiments()[a.name]
+    cfg = RunConfig.from_args(a)
+    return exp, schedule(exp, cfg), cfg
+
+
+def test_every_experiment_file_loads():
+    assert len(EXPERIMENTS) >= 6
+    for path in EXPERIMENTS:
+        exp, s, cfg = _config(path)
+        run = os.path.splitext(os.path.basename(path))[0]
+        assert cfg.runs_dir == os.path.join(REPO_ROOT, "runs", run), path
+        assert cfg.logs_dir == os.path.join(REPO_ROOT, "logs", run), path
+        assert cfg.run_name == run
+        assert s["iters"] > 0 and s["finetune_iters"] > 0
+
+
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if os.path.isdir(
+    os.path.join(REPO_ROOT, "logs", os.path.splitext(os.path.basename(p))[0]))])
+def test_experiment_file_gives_the_recorded_schedule(path):
+    """Each recorded run's file gives the schedule its experiment.json recorded
+    (every result-shaping key the record has)."""
+    from sepnets.pipeline.config import RESULT_KEYS
+    exp, s, cfg = _config(path)
+    with open(os.path.join(cfg.logs_dir, exp.name, "experiment.json")) as f:
+        recorded = json.load(f)["schedule"]
+    for k in RESULT_KEYS:
+        if k in recorded:
+            assert s[k] == recorded[k], (path, k)
+
+
+def test_command_line_overrides_the_file():
+    path = os.path.join(REPO_ROOT, "experiments", "12000-iters-ste6000-m20.toml")
+    exp, s, cfg = _config(path, "--iters", "100", "--runs-dir", "/tmp/elsewhere")
+    assert s["iters"] == 100 and s["ste_lr_mult"] == 20.0 and s["bn_recalibrate"] == 200
+    assert cfg.runs_dir == "/tmp/elsewhere" and cfg.reuse == "12000-iters" and cfg.ste
+
+
+@pytest.mark.parametrize("text,message", [
+    ('experiment = "cifar10-resnet20"\nitres = 100\n', "unknown key 'itres'"),
+    ('iters = 100\n', "names no experiment"),
+    ('experiment = "cifar10-resnet20"\nste = "yes"\n', "'ste' must be true or false"),
+    ('experiment = "cifar10-resnet20"\niters = [\n', "not a valid experiment file"),
+])
+def test_bad_experiment_file_is_one_line_naming_it(tmp_path, text, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    res = subprocess.run([sys.executable, TOOL, str(f)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and str(f) in err[0] and message in err[0], res.stderr
+
+
+# ------------------------------------------------------------------ run folders
+
+def _net_file(path, iteration=None):
+    """A real caffemodel (and with `iteration` its solverstate) as Caffe writes them."""
+    from sepnets.caffeio.blobs import set_blob
+    from sepnets.caffeio.proto import caffe_pb2
+    import numpy as np
+    pb2 = caffe_pb2()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    m = pb2.NetParameter()
+    layer = m.layer.add(name="conv1", type="Convolution")
+    set_blob(layer.blobs.add(), np.full((2, 3, 3, 3), 0.5, np.float32))
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString())
+    if iteration is not None:
+        st = pb2.SolverState(iter=iteration, learned_net=path, current_step=0)
+        set_blob(st.history.add(), np.zeros(4, np.float32))
+        with open(path.replace(".caffemodel", ".solverstate"), "wb") as f:
+            f.write(st.SerializeToString())
+
+
+def _runner(tmp_path, *argv, run="this"):
+    from sepnets.pipeline.runner import Runner
+    exp, s, cfg = _config("cifar10-resnet20", "--runs-dir", str(tmp_path / "runs" / run),
+                          "--logs-dir", str(tmp_path / "logs" / run), *argv)
+    return Runner(exp, s, cfg, out=io.StringIO())
+
+
+def _finished_other(tmp_path, iters=12000):
+    """runs/other/cifar10-resnet20: steps 1-3 done, with their models."""
+    d = tmp_path / "runs" / "other" / "cifar10-resnet20"
+    full = d / "1_full" / f"snap_iter_{iters}.caffemodel"
+    binary = d / "2_bipattern" / "offset0.04.caffemodel"
+    refined = d / "3_refined" / "snap_iter_4000.caffemodel"
+    for p in (full, binary, refined):
+        _net_file(str(p))
+    other = _runner(tmp_path, "--iters", str(iters), run="other")
+    os.makedirs(other.runs, exist_ok=True)
+    other.load_state()
+    other.state["steps"] = {
+        "1_full": dict(status="done", done=True, log="1_full.log", max_iter=iters,
+                       model=str(full)),
+        "2_bipattern": dict(status="done", done=True, chosen=0.04, chosen_label="offset0.04",
+                            evaluations={"offset0.04": dict(scale=0.04, model=str(binary),
+                                                            log="2_bipattern_offset0.04.log",
+                                                            top1=0.139, loss=3.5)}),
+        "3_refined": dict(status="done", done=True, log="3_refined.log", max_iter=4000,
+                          model=str(refined))}
+    other.save_state()
+    return full, binary, refined
+
+
+def test_reuse_takes_the_other_runs_finished_steps(tmp_path):
+    full, binary, refined = _finished_other(tmp_path)
+    r = _runner(tmp_path, "--iters", "12000", "--ste", "--reuse", "other")
+    os.makedirs(r.runs)
+    r.load_state()
+    steps = r.state["steps"]
+    assert list(steps) == ["1_full", "2_bipattern", "3_refined"]
+    assert all(steps[s]["reused_from"] == "other" for s in steps)
+    assert r.finished("1_full") == str(full)
+    assert r.finished("3_refined") == str(refined)
+    assert r.bipattern_model("offset0.04") == str(binary)
+    assert r.bipattern_step(str(full)) == 0.04          # no caffe: recorded choice
+    from sepnets.pipeline.reuse import reused_logs
+    assert reused_logs(r) == [os.path.join("..", "..", "other", "cifar10-resnet20", n)
+                              for n in ("1_full.log", "2_bipattern_offset0.04.log",
+                                        "3_refined.log")]
+    # saved in this run's state: a second start does not need the other run's state
+    os.remove(tmp_path / "runs" / "other" / "cifar10-resnet20" / "state.json")
+    again = _runner(tmp_path, "--iters", "12000", "--ste", "--reuse", "other")
+    again.load_state()
+    assert again.finished("1_full") == str(full)
+
+
+def test_reuse_refuses_another_schedule_and_missing_runs(tmp_path):
+    _finished_other(tmp_path)
+    r = _runner(tmp_path, "--iters", "8000", "--reuse", "other")
+    os.makedirs(r.runs)
+    with pytest.raises(UserError, match="was run with iters = 12000, not 8000"):
+        r.load_state()
+    r = _runner(tmp_path, "--reuse", "nowhere", run="third")
+    os.makedirs(r.runs)
+    with pytest.raises(UserError, match="needs that run's state"):
+        r.load_state()
+
+
+def test_resume_kit_round_trip(tmp_path, monkeypatch):
+    """Save the kit of an unfinished run (step 1 done, step 2 done, step 3 at
+    a snapshot), restore it into an empty folder, and find every file the
+    runner needs to skip or resume there; the kit goes when the run ends."""
+    from sepnets.caffeio.snapshots import latest_snapshot
+    from sepnets.pipeline import resume
+    monkeypatch.setattr(resume, "KIT_ROOT", str(tmp_path / "resume"))
+    r = _runner(tmp_path, "--iters", "12000", run="long")
+    os.makedirs(r.runs)
+    r.load_state()
+    full = os.path.join(r.runs, "1_full", "snap_iter_12000.caffemodel")
+    binary = os.path.join(r.runs, "2_bipattern", "offset0.04.caffemodel")
+    _net_file(full)
+    _net_file(binary)
+    _net_file(os.path.join(r.runs, "3_refined", "snap_iter_500.caffemodel"), 500)
+    _net_file(os.path.join(r.runs, "3_refined", "snap_iter_1000.caffemodel"), 1000)
+    r.state["steps"] = {"1_full": dict(status="done", done=True, max_iter=12000, model=full),
+                        "2_bipattern": dict(status="done", done=True, chosen=0.04,
+                                            chosen_label="offset0.04"),
+                        "3_refined": dict(status="running", max_iter=4000)}
+    r.save_state()
+    kit = resume.save(r)
+    assert kit == str(tmp_path / "resume" / "long" / "cifar10-resnet20")
+    meta = json.load(open(os.path.join(kit, resume.KIT_FILE)))
+    assert sorted(meta["files"]) == sorted([
+        "state.json", "1_full/snap_iter_12000.caffemodel", "2_bipattern/offset0.04.caffemodel",
+        "3_refined/snap_iter_1000.caffemodel", "3_refined/snap_iter_1000.solverstate"])
+    shutil.rmtree(r.runs)                                   # a new machine
+    resume.restore(r)
+    r.load_state()
+    assert r.finished("1_full") == full
+    assert latest_snapshot(os.path.join(r.runs, "3_refined", "snap"))[0] == 1000
+    with open(os.path.join(kit, "3_refined", "snap_iter_1000.caffemodel"), "ab") as f:
+        f.write(b"x")
+    with pytest.raises(UserError, match="sha1 differs"):
+        resume.restore(r)
+    resume.remove_kit(r)
+    assert not os.path.exists(kit)
+
+
+def test_run_folder_from_before_the_restructure_resumes(tmp_path, tiny_cifar):
+    """A state.json as the runner wrote it before the restructuring (a real
+    one, of the 12000-iters-ste6000-m20 run): the new runner accepts its
+    schedule, finds every finished step and runs nothing again."""
+    state = json.load(open(OLD_STATE))
+    run = tmp_path / "runs" / "old" / "cifar10-resnet20"
+    os.makedirs(run)
+    shutil.copy(OLD_STATE, run / "state.json")
+    for name, st in state["steps"].items():
+        if st.get("max_iter"):
+            _net_file(str(run / name / f"snap_iter_{st['max_iter']}.caffemodel"))
+    _net_file(str(run / "2_bipattern" / f"{state['steps']['2_bipattern']['chosen_label']}"
+                  ".caffemodel"))
+    r = _runner(tmp_path, "--iters", "12000", "--ste", "--ste-iters", "6000",
+                "--ste-lr-mult", "20", "--bn-recalibrate", "200", "--data", str(tiny_cifar),
+                run="old")
+    r.run()
+    out = r.out.getvalue()
+    for step in ("1_full", "1b_full_bn", "3_refined", "3b_refined_bn", "4_ste", "4b_ste_bn"):
+        assert f"[{step}] done earlier" in out, out
+    assert "[2_bipattern] done earlier: fine-tuning offset0.04" in out
+    assert "caffe train" not in out and "binarizing" not in out
+    after = json.load(open(run / "state.json"))
+    assert after["steps"].keys() == state["steps"].keys() and after["finished"]
+    assert json.load(open(tmp_path / "logs" / "old" / "cifar10-resnet20" / "state.json")) \
+        == after
+
+
+def test_progress_stream_reads_like_the_log_parser():
+    """The progress display's streaming parser gives, after every line, the
+    numbers the whole-file parser gives for the text so far (checked at each
+    test of a real, resumed training log)."""
+    from sepnets.caffeio.log import LogStream, parse_text
+    path = os.path.join(REPO_ROOT, "logs", "12000-iters", "cifar10-resnet20", "1_full.log")
+    if not os.path.isfile(path):
+        path = glob.glob(os.path.join(REPO_ROOT, "logs", "*", "cifar10-resnet20",
+                                      "1_full.log"))[0]
+    lines = open(path).read().splitlines(keepends=True)
+    stream, checked, displays = LogStream(), 0, 0
+    for i, line in enumerate(lines):
+        if "solver.cpp:" not in line:
+            continue
+        event, _, _ = stream.feed(line)
+        displays += event == "display"
+        if event == "display" and displays % 10 == 0:
+            whole = parse_text("".join(x for x in lines[:i + 1] if "solver.cpp:" in x))
+            acc = whole.accuracy()
+            want = (acc.iteration, acc.top1) if acc.top1 is not None else None
+            assert stream.test_top1() == want, i
+            assert stream.last("loss") == whole.last_value("loss"), i
+            checked += 1
+    assert checked > 20
