@@ -83,13 +83,14 @@ def test_bad_input_is_one_line_error(tmp_path, pair):
 
 
 def test_fixed_pattern_finetuning_keeps_every_sign():
-    """On the project's committed 12,000-iteration run: step 3 (fixed
+    """On the models of the project's 12,000-iteration run (models/): step 3 (fixed
     patterns) flips no sign of a binary layer, only of the full-precision
     conv1 and projection shortcuts."""
-    run = os.path.join(REPO_ROOT, "runs", "12000-iters", "cifar10-resnet20")
+    models = os.path.join(REPO_ROOT, "models")
+    binary, refined = "cifar10-resnet20-12000-bipattern-offset0.04", "cifar10-resnet20-12000-refined"
     res = subprocess.run([sys.executable, TOOL, "--json",
-                          os.path.join(run, "2_bipattern", "offset0.04.caffemodel"),
-                          os.path.join(run, "3_refined", "snap_iter_4000.caffemodel")],
+                          os.path.join(models, binary, f"{binary}.caffemodel"),
+                          os.path.join(models, refined, f"{refined}.caffemodel")],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     import json

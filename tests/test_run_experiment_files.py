@@ -261,3 +261,22 @@ def test_progress_stream_reads_like_the_log_parser():
             assert stream.last("loss") == whole.last_value("loss"), i
             checked += 1
     assert checked > 20
+
+
+def test_derived_runs_reuse_the_committed_record_and_models(tmp_path):
+    """On a fresh clone (no runs/), the STE run's file reuses steps 1-3 from
+    the record 12000-iters left beside its logs, and their models are the
+    ones kept in models/ (sha1 as their readme says)."""
+    import hashlib
+    from sepnets.pipeline.runner import Runner
+    path = os.path.join(REPO_ROOT, "experiments", "12000-iters-ste6000-m20.toml")
+    exp, s, cfg = _config(path, "--runs-dir", str(tmp_path / "runs" / "x"),
+                          "--logs-dir", os.path.join(REPO_ROOT, "logs", "x"))
+    r = Runner(exp, s, cfg, out=io.StringIO())
+    os.makedirs(r.runs)
+    r.load_state()
+    models = {r.finished("1_full"), r.finished("3_refined"), r.bipattern_model("offset0.04")}
+    assert all(m.startswith(os.path.join(REPO_ROOT, "models") + os.sep) for m in models)
+    for m in models:
+        readme = open(os.path.join(os.path.dirname(m), "readme.md")).read()
+        assert f"sha1: {hashlib.sha1(open(m, 'rb').read()).hexdigest()}" in readme, m

@@ -21,7 +21,7 @@ from .data.datum_lmdb import lmdb_count, lmdb_subset
 from .pipeline.nets import read_run_net, read_run_solver, run_net, run_solver
 from .fileio import atomic_path
 
-DEFAULT_MODEL = "runs/cifar10-resnet20/1_full/snap_iter_8000.caffemodel"
+DEFAULT_MODEL = "models/cifar10-resnet20-8000/cifar10-resnet20-8000.caffemodel"
 PATTERN_NET = "prototxt/cifar10-resnet20-pattern-mean"
 DATA = "data/cifar10/v3"
 

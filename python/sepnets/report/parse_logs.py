@@ -172,7 +172,7 @@ def main(argv=None):
                "layout: 1_full.log, 2_bipattern*.log, 3_refined.log, 4_ste.log (optional),\n"
                "experiment.json (optional); see python/sepnets/results.py.",
                ["python tools/parse_logs.py logs/",
-                "python tools/parse_logs.py logs/cifar10-resnet20",
+                "python tools/parse_logs.py logs/8000-iters/cifar10-resnet20",
                 "python tools/parse_logs.py logs/ --top1 loss3/top-1 --top5 loss3/top-5"])
     add_log_arguments(p)
     p.add_argument("--digits", type=int, default=4, help="decimals in the tables (default 4)")

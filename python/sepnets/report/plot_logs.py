@@ -146,7 +146,7 @@ def main(argv=None):
                "the BiPattern evaluations (markers), then refined (and STE) training\n"
                f"offset after step 1. Writes <experiment>/{FIGURE_NAME}.",
                ["python tools/plot_logs.py logs/",
-                "python tools/plot_logs.py logs/cifar10-resnet20 --dpi 150",
+                "python tools/plot_logs.py logs/8000-iters/cifar10-resnet20 --dpi 150",
                 "python tools/plot_logs.py logs/ --top1 loss3/top-1"])
     add_log_arguments(p)
     p.add_argument("--dpi", type=int, default=120, help="resolution (default 120)")
