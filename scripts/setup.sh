@@ -30,7 +30,7 @@ APT_PACKAGES=(
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   libgoogle-glog-dev libgflags-dev libprotobuf-dev protobuf-compiler
   libhdf5-dev liblmdb-dev libleveldb-dev libsnappy-dev libopenblas-dev
-  libopencv-dev libdnnl-dev python3-dev python3-venv
+  libopencv-dev libdnnl-dev python3-dev python3-venv graphviz
 )
 
 # The main Debian archive this machine already uses (not the security one).

@@ -48,3 +48,14 @@ def import_caffe(quiet=True):
         if saved is None:
             os.environ.pop("GLOG_minloglevel", None)
     return caffe
+
+
+def caffe_python_dir():
+    """The folder of pycaffe's sources (``draw_net.py`` and the ``caffe``
+    package), from the build's paths file, else from the imported package."""
+    for entries in _paths_file_entries():
+        d = entries.get("caffe_python")
+        if d and os.path.isdir(d):
+            return d
+    caffe = import_caffe()
+    return os.path.dirname(os.path.dirname(os.path.abspath(caffe.__file__)))
