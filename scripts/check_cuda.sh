@@ -15,7 +15,11 @@ NVCC=/usr/local/cuda/bin/nvcc
 INC=""
 if [ ! -f "$(dirname "$NVCC")/../include/cublas_v2.h" ]; then
   HDRS="$ROOT/third_party/cuda-headers"
-  if [ ! -f "$HDRS/include/cublas_v2.h" ] || [ ! -f "$HDRS/include/curand.h" ]; then
+  # installed wheels first (where the CUDA build finds them), else downloaded ones
+  wheels=$(.venv/bin/python -m sepnets.caffeio.env nvidia-dir 2>/dev/null || true)
+  if [ -n "$wheels" ] && [ -f "$wheels/include/cublas_v2.h" ] && [ -f "$wheels/include/curand.h" ]; then
+    HDRS="$wheels"
+  elif [ ! -f "$HDRS/include/cublas_v2.h" ] || [ ! -f "$HDRS/include/curand.h" ]; then
     say "fetching cuBLAS/cuRAND headers from the nvidia-cublas/nvidia-curand wheels"
     dl="$ROOT/third_party/downloads"
     mkdir -p "$dl"

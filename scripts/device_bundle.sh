@@ -50,7 +50,8 @@ cat > "$OUT.part/env.sh" <<'SH'
 # host's cuBLAS/cuRAND (from the Python environment's nvidia wheels) on
 # LD_LIBRARY_PATH, and caffe_pb2 (no compiled pycaffe) on PYTHONPATH.
 _b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-_nv=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null || true)
+_nv=$(python3 -m sepnets.caffeio.env nvidia-dir 2>/dev/null || true)   # needs sepnets on PYTHONPATH
+_nv=${_nv:+$_nv/lib}
 export PATH="$_b/bin:$PATH" SEPNETS_CAFFE_TOOLS="$_b/bin"
 export LD_LIBRARY_PATH="$_b/lib${_nv:+:$_nv}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONPATH="$_b/python${PYTHONPATH:+:$PYTHONPATH}"

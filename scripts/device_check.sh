@@ -32,7 +32,7 @@ prepare() {
   XZ_OPT=-T0 tar -C .device -cJf .device/bundle.tar.xz.part bundle
   mv .device/bundle.tar.xz.part .device/bundle.tar.xz
   rm -rf .device/bundle
-  .venv/bin/python -m sepnets.device_check --out .device/check
+  .venv/bin/python -m sepnets.device_check inputs --out .device/check
   # The Python runtime that matches Caffe's generated caffe_pb2 (protoc 3.21),
   # for hosts whose own protobuf is newer; hosts reach no package index.
   .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
@@ -41,9 +41,7 @@ prepare() {
   say "ready: $(du -sh .device | cut -f1) under .device (carry it to the GPU host)"
 }
 
-accuracy() {  # the final "acctop1 = X" of a caffe test/train log
-  grep -E '(Test net output|\] ) *#?[0-9]*:? *acctop1 = ' "$1" | tail -1 | sed 's/.*acctop1 = //'
-}
+check() { python3 -m sepnets.device_check "$@"; }   # logs and solvers: the Python package
 
 run() {
   local out=${1:-${OUT:-.device/out}} fail=0
@@ -53,9 +51,9 @@ run() {
   rm -rf /tmp/sepnets-bundle && mkdir -p /tmp/sepnets-bundle
   tar -C /tmp/sepnets-bundle -xJf .device/bundle.tar.xz 2>/dev/null ||
     python3 -m tarfile -e .device/bundle.tar.xz /tmp/sepnets-bundle || die "cannot unpack .device/bundle.tar.xz"
+  export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"   # before env.sh: it asks sepnets
   # shellcheck disable=SC1091
   source /tmp/sepnets-bundle/bundle/env.sh
-  export PYTHONPATH="$ROOT/python:$PYTHONPATH"
   if ls .device/wheels/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --target /tmp/sepnets-site .device/wheels/*.whl &&
       export PYTHONPATH="/tmp/sepnets-site:$PYTHONPATH"
@@ -76,37 +74,25 @@ run() {
 
   local net=.device/check/pattern_mean.prototxt model=.device/check/full.caffemodel
   local iters
-  iters=$(grep -m1 '^test_iter:' .device/check/solver.prototxt | awk '{print $2}')
+  iters=$(check test-iter .device/check/solver.prototxt) || die "cannot read .device/check/solver.prototxt"
   say "2/4 caffe test, pattern-mean net from the full-precision model, CPU vs GPU"
   for dev in cpu gpu; do
     local args=(test -model "$net" -weights "$model" -iterations "$iters")
     [ $dev = gpu ] && args+=(-gpu 0)
     GLOG_logtostderr=1 caffe "${args[@]}" > "$out/caffe_test_$dev.log" 2>&1 || fail=1
   done
-  local acc_cpu acc_gpu
-  acc_cpu=$(accuracy "$out/caffe_test_cpu.log")
-  acc_gpu=$(accuracy "$out/caffe_test_gpu.log")
-  say "top-1 on $((iters * 100)) test images: CPU ${acc_cpu:-?}  GPU ${acc_gpu:-?}"
-  python3 - "$acc_cpu" "$acc_gpu" <<'PY' || fail=1
-import sys
-try:
-    cpu, gpu = map(float, sys.argv[1:])
-except ValueError:
-    sys.exit("[device-check] error: caffe test printed no accuracy")
-if abs(cpu - gpu) > 0.002:
-    sys.exit(f"[device-check] error: CPU {cpu} and GPU {gpu} disagree")
-PY
+  local agree
+  agree=$(check agree "$out/caffe_test_cpu.log" "$out/caffe_test_gpu.log" 2>&1) || fail=1
+  say "$((iters * 100)) test images, $agree"
 
   say "3/4 caffe train, patterns fixed: GPU (all iterations), CPU (20)"
   GLOG_logtostderr=1 caffe train -solver .device/check/solver.prototxt -weights "$model" -gpu 0 \
     > "$out/train_gpu.log" 2>&1 || fail=1
-  sed 's/^max_iter: .*/max_iter: 20/; s/^test_interval: .*/test_interval: 20/' \
-    .device/check/solver.prototxt > /tmp/sepnets-solver-cpu.prototxt
+  check solver .device/check/solver.prototxt /tmp/sepnets-solver-cpu.prototxt --max-iter 20 || fail=1
   GLOG_logtostderr=1 caffe train -solver /tmp/sepnets-solver-cpu.prototxt -weights "$model" \
     > "$out/train_cpu.log" 2>&1 || fail=1
   for dev in gpu cpu; do
-    say "  $dev: $(grep -E 'Iteration [0-9]+ .*loss = ' "$out/train_$dev.log" | sed -n '1p;$p' |
-      sed 's/.*\(Iteration [0-9]*\).*loss = \(.*\)/\1 loss \2/' | paste -sd';'), test top-1 $(accuracy "$out/train_$dev.log")"
+    say "  $dev: $(check train-summary "$out/train_$dev.log" 2>&1)"
   done
 
   say "4/4 bench_conv on GPU 0 (batch 128)"

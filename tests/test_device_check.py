@@ -75,3 +75,49 @@ def test_bundle_refuses_a_cpu_build_and_a_missing_folder(repo_root, tmp_path):
     out = subprocess.run(["bash", os.path.join(repo_root, "scripts", "device_check.sh")],
                          capture_output=True, text=True, cwd=repo_root)
     assert out.returncode == 2 and out.stderr.startswith("usage: ")
+
+
+def _check(*args):
+    import sys
+    return subprocess.run([sys.executable, "-m", "sepnets.device_check", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_host_side_reads_the_committed_gpu_logs(repo_root, tmp_path):
+    """device_check.sh's log reading, on the logs of the GPU check it made:
+    the numbers are the log parser's, the mismatch an exit 2 with one line."""
+    from sepnets.caffeio.log import parse_log
+    d = os.path.join(repo_root, "logs", "device-check")
+    test_log, train_log = os.path.join(d, "caffe_test.log"), os.path.join(d, "train_gpu.log")
+    res = _check("accuracy", test_log)
+    assert res.returncode == 0 and float(res.stdout) == parse_log(test_log).accuracy().top1
+    res = _check("agree", test_log, test_log)
+    assert res.returncode == 0 and res.stdout.startswith("top-1: CPU "), res.stderr
+    res = _check("agree", test_log, train_log, "--tolerance", "0")
+    want = parse_log(test_log).accuracy().top1 != parse_log(train_log).accuracy().top1
+    assert (res.returncode == 2) == want
+    if want:
+        assert len(res.stderr.strip().splitlines()) == 1 and "disagree" in res.stderr
+    log = parse_log(train_log)
+    its, _, losses = log.series("loss")
+    res = _check("train-summary", train_log)
+    assert res.returncode == 0
+    assert res.stdout.startswith(f"Iteration {its[0]} loss {losses[0]:g}; "
+                                 f"Iteration {its[-1]} loss {losses[-1]:g}")
+    empty = tmp_path / "empty.log"
+    empty.write_text("nothing here\n")
+    res = _check("accuracy", str(empty))
+    assert res.returncode == 2 and str(empty) in res.stderr
+
+
+def test_host_side_rewrites_the_solver(repo_root, tmp_path):
+    src = os.path.join(repo_root, "prototxt", "cifar10-resnet20-pattern-mean",
+                       "finetune_solver.prototxt")
+    out = tmp_path / "cpu.prototxt"
+    assert _check("solver", src, str(out), "--max-iter", "20").returncode == 0
+    s, orig = read_solver(str(out)), read_solver(src)
+    assert (s.max_iter, s.test_interval) == (20, 20)
+    assert (s.base_lr, list(s.stepvalue), s.test_iter[0]) == \
+        (orig.base_lr, list(orig.stepvalue), orig.test_iter[0])
+    res = _check("test-iter", src)
+    assert res.returncode == 0 and int(res.stdout) == orig.test_iter[0]

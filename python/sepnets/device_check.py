@@ -8,6 +8,12 @@ full-precision model of the real run and the pattern-mean net and solver with
 their paths pointed at those copies. Everything is written under one folder
 with the repository's layout, so Caffe run from the repository root there
 finds it by the same relative paths as here.
+
+On the GPU host the same module reads the check's Caffe logs and rewrites its
+solver (subcommands ``accuracy``, ``agree``, ``train-summary``, ``solver``)
+with the project's log parser and ``caffe_pb2``, so that
+``scripts/device_check.sh`` is only shell plumbing. Those need nothing but
+the Python standard library and protobuf (the host has no numpy, no pycaffe).
 """
 import os
 import shutil
@@ -15,10 +21,7 @@ import shutil
 from . import REPO_ROOT
 from .cli import parser
 from .errors import UserError
-from .caffeio.proto import write_message
 from .caffeio.run import caffe_path
-from .data.datum_lmdb import lmdb_count, lmdb_subset
-from .pipeline.nets import read_run_net, read_run_solver, run_net, run_solver
 from .fileio import atomic_path
 
 DEFAULT_MODEL = "models/cifar10-resnet20-8000/cifar10-resnet20-8000.caffemodel"
@@ -28,6 +31,9 @@ DATA = "data/cifar10/v3"
 
 def prepare(out, model, data_root, n_test, n_train, iters, seed):
     """Write the check's inputs under `out`; return the files written."""
+    from .caffeio.proto import write_message
+    from .data.datum_lmdb import lmdb_count, lmdb_subset
+    from .pipeline.nets import read_run_net, run_net, run_solver
     src = os.path.join(data_root, "cifar10", "v3")
     for name in ("train_lmdb", "test_lmdb", "mean_train.binaryproto", "mean_test.binaryproto"):
         if not os.path.exists(os.path.join(src, name)):
@@ -70,24 +76,15 @@ def prepare(out, model, data_root, n_test, n_train, iters, seed):
                   for d, _, files in os.walk(out) for f in files)
 
 
-def main(argv=None):
-    p = parser("python -m sepnets.device_check",
-               "Write the inputs of scripts/device_check.sh (a CUDA build checked on a GPU "
-               "host): data subsets, the full-precision model, the pattern-mean net and "
-               "solver, under one folder that travels with the repository.",
-               ["python -m sepnets.device_check --out .device/check",
-                "python -m sepnets.device_check --out .device/check --iters 300"])
-    p.add_argument("--out", default=os.path.join(REPO_ROOT, ".device", "check"),
-                   help="output folder (replaced; default: .device/check)")
-    p.add_argument("--model", default=os.path.join(REPO_ROOT, DEFAULT_MODEL),
-                   help=f"full-precision ResNet-20 model (default: {DEFAULT_MODEL})")
-    p.add_argument("--data", default=os.path.join(REPO_ROOT, "data"),
-                   help="data folder holding cifar10/v3 (default: data)")
-    p.add_argument("--test-images", type=int, default=500, help="test subset (default: 500)")
-    p.add_argument("--train-images", type=int, default=256, help="train subset (default: 256)")
-    p.add_argument("--iters", type=int, default=200, help="fine-tuning iterations (default: 200)")
-    p.add_argument("--seed", type=int, default=1, help="solver random_seed (default: 1)")
-    a = p.parse_args(argv)
+def _final_top1(path):
+    from .caffeio.log import parse_log
+    acc = parse_log(path).accuracy()
+    if acc.top1 is None:
+        raise UserError(path, "caffe printed no top-1 accuracy")
+    return acc.top1
+
+
+def cmd_inputs(a):
     if min(a.test_images, a.train_images, a.iters) < 1:
         raise UserError(None, "--test-images, --train-images and --iters must be >= 1")
     out = os.path.abspath(a.out)
@@ -97,6 +94,105 @@ def main(argv=None):
                     a.iters, a.seed)
     print(f"wrote {caffe_path(out)}: {len(files)} files")
     return 0
+
+
+def cmd_accuracy(a):
+    print(f"{_final_top1(a.log):g}")
+    return 0
+
+
+def cmd_agree(a):
+    """CPU and GPU runs of the same binary must give the same test accuracy."""
+    cpu, gpu = _final_top1(a.cpu_log), _final_top1(a.gpu_log)
+    print(f"top-1: CPU {cpu:g}  GPU {gpu:g}")
+    if abs(cpu - gpu) > a.tolerance:
+        raise UserError(a.gpu_log, f"CPU {cpu:g} and GPU {gpu:g} disagree (more than "
+                        f"{a.tolerance:g})")
+    return 0
+
+
+def cmd_train_summary(a):
+    from .caffeio.log import parse_log
+    log = parse_log(a.log)
+    its, _, losses = log.series("loss")
+    if not its:
+        raise UserError(a.log, "no training iterations logged")
+    acc = log.accuracy()
+    top1 = "-" if acc.top1 is None else f"{acc.top1:g}"
+    print(f"Iteration {its[0]} loss {losses[0]:g}; Iteration {its[-1]} loss {losses[-1]:g}; "
+          f"test top-1 {top1}")
+    return 0
+
+
+def cmd_solver(a):
+    """The check's solver with fewer iterations (the CPU's share)."""
+    from .caffeio.proto import read_solver, write_message
+    s = read_solver(a.src)
+    s.max_iter = a.max_iter
+    s.test_interval = a.test_interval or a.max_iter
+    write_message(a.dst, s, f"{a.src} with max_iter {a.max_iter}",
+                  by="scripts/device_check.sh run")
+    return 0
+
+
+def cmd_test_iter(a):
+    from .caffeio.proto import read_solver
+    s = read_solver(a.solver)
+    if not s.test_iter:
+        raise UserError(a.solver, "has no test_iter")
+    print(s.test_iter[0])
+    return 0
+
+
+def main(argv=None):
+    p = parser("python -m sepnets.device_check",
+               "The Python side of scripts/device_check.sh (a CUDA build checked on a GPU\n"
+               "host). inputs: data subsets, the full-precision model, the pattern-mean net\n"
+               "and solver, under one folder that travels with the repository; on the host:\n"
+               "accuracy / agree / train-summary read the check's Caffe logs, solver writes\n"
+               "the CPU's shorter solver.",
+               ["python -m sepnets.device_check inputs --out .device/check",
+                "python -m sepnets.device_check inputs --out .device/check --iters 300",
+                "python -m sepnets.device_check agree out/caffe_test_cpu.log out/caffe_test_gpu.log",
+                "python -m sepnets.device_check train-summary out/train_gpu.log",
+                "python -m sepnets.device_check solver .device/check/solver.prototxt "
+                "/tmp/cpu.prototxt --max-iter 20"])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    i = sub.add_parser("inputs", help="write the check's inputs (here)")
+    i.add_argument("--out", default=os.path.join(REPO_ROOT, ".device", "check"),
+                   help="output folder (replaced; default: .device/check)")
+    i.add_argument("--model", default=os.path.join(REPO_ROOT, DEFAULT_MODEL),
+                   help=f"full-precision ResNet-20 model (default: {DEFAULT_MODEL})")
+    i.add_argument("--data", default=os.path.join(REPO_ROOT, "data"),
+                   help="data folder holding cifar10/v3 (default: data)")
+    i.add_argument("--test-images", type=int, default=500, help="test subset (default: 500)")
+    i.add_argument("--train-images", type=int, default=256, help="train subset (default: 256)")
+    i.add_argument("--iters", type=int, default=200, help="fine-tuning iterations (default: 200)")
+    i.add_argument("--seed", type=int, default=1, help="solver random_seed (default: 1)")
+    i.set_defaults(func=cmd_inputs)
+    c = sub.add_parser("accuracy", help="the final test top-1 of a caffe test/train log")
+    c.add_argument("log")
+    c.set_defaults(func=cmd_accuracy)
+    g = sub.add_parser("agree", help="CPU and GPU logs give the same top-1 (exit 2 if not)")
+    g.add_argument("cpu_log")
+    g.add_argument("gpu_log")
+    g.add_argument("--tolerance", type=float, default=0.002,
+                   help="largest allowed difference (default 0.002)")
+    g.set_defaults(func=cmd_agree)
+    t = sub.add_parser("train-summary", help="first and last loss, final top-1 of a train log")
+    t.add_argument("log")
+    t.set_defaults(func=cmd_train_summary)
+    v = sub.add_parser("solver", help="a copy of a solver with another max_iter")
+    v.add_argument("src")
+    v.add_argument("dst")
+    v.add_argument("--max-iter", type=int, required=True)
+    v.add_argument("--test-interval", type=int, help="default: --max-iter")
+    v.set_defaults(func=cmd_solver)
+    n = sub.add_parser("test-iter", help="the test batches of a solver")
+    n.add_argument("solver")
+    n.set_defaults(func=cmd_test_iter)
+    a = p.parse_args(argv)
+    return a.func(a)
 
 
 if __name__ == "__main__":

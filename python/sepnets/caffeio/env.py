@@ -1,5 +1,9 @@
-"""Finding the Caffe this project built (tools and pycaffe), and importing
-pycaffe without glog flooding the terminal."""
+"""Finding the Caffe this project built (tools and pycaffe), the CUDA
+libraries of the nvidia wheels, and importing pycaffe without glog flooding
+the terminal.
+
+``python -m sepnets.caffeio.env nvidia-dir`` prints the wheels' folder, so
+that shell scripts ask this one place too."""
 import os
 import shutil
 
@@ -59,3 +63,42 @@ def caffe_python_dir():
             return d
     caffe = import_caffe()
     return os.path.dirname(os.path.dirname(os.path.abspath(caffe.__file__)))
+
+
+#: The CUDA major version of the nvidia-cublas / nvidia-curand wheels used.
+NVIDIA_CUDA = "cu13"
+
+
+def nvidia_wheels_dir():
+    """``site-packages/nvidia/cu13`` of the installed nvidia-cublas /
+    nvidia-curand wheels (``include/``, ``lib/``), or None. The one place that
+    says where they are: the CUDA build, the GPU bundle and the compile check
+    use cuBLAS/cuRAND from there when the toolkit has none."""
+    try:
+        import nvidia
+    except ImportError:
+        return None
+    for root in list(getattr(nvidia, "__path__", [])):
+        d = os.path.join(root, NVIDIA_CUDA)
+        if os.path.isdir(d):
+            return d
+    return None
+
+
+def main(argv=None):
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["nvidia-dir"]:
+        print("usage: python -m sepnets.caffeio.env nvidia-dir   # prints the nvidia wheels' "
+              "folder (exit 1 if none)", file=sys.stderr)
+        return 2
+    d = nvidia_wheels_dir()
+    if d is None:
+        return 1
+    print(d)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())
