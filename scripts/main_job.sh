@@ -30,8 +30,9 @@ LOGS=logs/quick
 RUNS=runs/quick
 
 start=$(date +%s)
-say "quick run: python tools/run_experiment.py cifar10-resnet20 --quick --logs-dir $LOGS --runs-dir $RUNS"
-"$PY" tools/run_experiment.py cifar10-resnet20 --quick --logs-dir "$LOGS" --runs-dir "$RUNS"
+# experiments/quick.toml: cifar10-resnet20 --quick in runs/quick and logs/quick
+say "quick run: python tools/run_experiment.py experiments/quick.toml"
+"$PY" tools/run_experiment.py experiments/quick.toml
 # The tools read one level of experiment folders: point them at logs/quick.
 say "tables: python tools/parse_logs.py $LOGS/"
 "$PY" tools/parse_logs.py "$LOGS/" --quiet

@@ -280,3 +280,18 @@ def test_derived_runs_reuse_the_committed_record_and_models(tmp_path):
     for m in models:
         readme = open(os.path.join(os.path.dirname(m), "readme.md")).read()
         assert f"sha1: {hashlib.sha1(open(m, 'rb').read()).hexdigest()}" in readme, m
+
+
+def test_resnet56_file_is_the_long_runs_command():
+    """experiments/resnet56.toml gives what the ResNet-56 run was started with."""
+    path = os.path.join(REPO_ROOT, "experiments", "resnet56.toml")
+    exp, s, cfg = _config(path)
+    _, s2, cfg2 = _config("cifar10-resnet56", "--iters", "12000", "--ste", "--ste-iters", "6000",
+                          "--ste-lr-mult", "20", "--bn-recalibrate", "200", "--snapshot", "100",
+                          "--keep-snapshots", "3", "--runs-dir", "runs/resnet56",
+                          "--logs-dir", "logs/resnet56")
+    assert exp.name == "cifar10-resnet56" and s == s2
+    assert (cfg.ste, cfg.keep_snapshots) == (cfg2.ste, cfg2.keep_snapshots) == (True, 3)
+    assert cfg.runs_dir == os.path.join(REPO_ROOT, "runs", "resnet56")
+    assert cfg.logs_dir == os.path.join(REPO_ROOT, "logs", "resnet56")
+

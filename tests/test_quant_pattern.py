@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_quant_fixture_net import trained_cifar
+from test_quant_pattern_net import trained_cifar
 
 SELECTED = ("conv1", "conv2", "conv3")
 UNSELECTED = ("bn3", "scale3", "conv4", "fc5", "fc6")

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from test_quant_fixture_net import trained_cifar
+from test_quant_pattern_net import trained_cifar
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_quant_fixture_net import trained_cifar
+from test_quant_pattern_net import trained_cifar
 
 MB = 10 ** 6
 

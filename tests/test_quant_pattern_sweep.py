@@ -4,7 +4,7 @@ scale is the best of them."""
 import numpy as np
 import pytest
 
-from test_quant_fixture_net import BATCH, trained_cifar
+from test_quant_pattern_net import BATCH, trained_cifar
 
 BATCHES = 4
 OFFSETS = "0.02:0.09:0.01"
