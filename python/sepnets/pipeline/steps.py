@@ -31,6 +31,7 @@ class Step:
     point_of: str = None      # kind point: drawn where this step's curve ends
     options: tuple = ()       # schedule keys that matter once this step started
     uses: tuple = ()          # schedule keys its result depends on (besides earlier steps')
+    glossary: tuple = None    # (term, meaning) for the tables' legend; steps may share one
 
     @property
     def prefix(self):
@@ -105,22 +106,28 @@ _STE = ("ste_iters", "ste_lr", "ste_lr_mult")
 STEPS = (
     Step("1_full", "full", "Full", "1: full precision", "C0", "curve",
          enabled=lambda r: True, run=_full,
-         uses=("iters", "batch", "test_iter", "bn_fraction")),
+         uses=("iters", "batch", "test_iter", "bn_fraction"),
+         glossary=("Full", "full-precision training")),
     Step("1b_full_bn", "full_bn", "Full, BN re-est.", "1, BatchNorm statistics re-estimated",
          "C0", "point", enabled=_recalibrating, run=_recalibrate("1_full"), optional=True,
          point_of="full", options=_BN, uses=_BN),
     Step("2_bipattern", "bipattern", "BiPattern", "2: BiPattern", "C1", "markers",
-         enabled=lambda r: True, run=_bipattern, uses=("sweep", "finetune_scale")),
+         enabled=lambda r: True, run=_bipattern, uses=("sweep", "finetune_scale"),
+         glossary=("BiPattern", "right after binarization")),
     Step("3_refined", "refined", "Refined", "3: refined (fixed patterns)", "C2", "curve",
-         enabled=lambda r: True, run=_refined, uses=("finetune_iters", "bn_stats")),
+         enabled=lambda r: True, run=_refined, uses=("finetune_iters", "bn_stats"),
+         glossary=("Refined", "after fine-tuning with fixed patterns")),
     Step("3b_refined_bn", "refined_bn", "Refined, BN re-est.",
          "3, BatchNorm statistics re-estimated", "C2", "point", enabled=_recalibrating,
          run=_recalibrate("3_refined"), optional=True, point_of="refined", options=_BN, uses=_BN),
     Step("4_ste", "ste", "STE", "4: STE", "C3", "curve", enabled=lambda r: r.ste,
-         run=_ste, optional=True, options=_STE, uses=_STE + ("bn_stats",)),
+         run=_ste, optional=True, options=_STE, uses=_STE + ("bn_stats",),
+         glossary=("STE", "the pattern net trained with the straight-through estimator")),
     Step("4b_ste_bn", "ste_bn", "STE, BN re-est.", "4, BatchNorm statistics re-estimated",
          "C3", "point", enabled=lambda r: r.ste and _recalibrating(r),
-         run=_recalibrate("4_ste"), optional=True, point_of="ste", options=_BN, uses=_BN),
+         run=_recalibrate("4_ste"), optional=True, point_of="ste", options=_BN, uses=_BN,
+         glossary=("BN re-est.", "that model with its BatchNorm statistics re-estimated, "
+                   "weights unchanged")),
 )
 BY_NAME = {s.name: s for s in STEPS}
 BY_KEY = {s.key: s for s in STEPS}
