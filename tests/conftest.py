@@ -65,3 +65,17 @@ def tiny_cifar(tmp_path_factory, shared_dir):
     cifar10.write_version(Cifar10(images, labels, archive, "image-folder"),
                           str(data / "cifar10"), 3, progress=lambda _m: None)
     return data
+
+
+def tool_main(name):
+    """The main(argv) of tools/<name>.py: the tools own their parsers, and
+    tools/ is not a package, so the file is run as a module of its own."""
+    import runpy
+    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"), run_name=f"tool_{name}")["main"]
+
+
+def tool_parser(name):
+    """The argparse parser of tools/<name>.py."""
+    import runpy
+    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"),
+                          run_name=f"tool_{name}")["build_parser"]()

@@ -276,7 +276,8 @@ def test_version3_data_runs_in_the_generated_resnet20(repo_root, sources, tmp_pa
 def test_download_path_with_file_url(sources, expected, tmp_path):
     url = "file://" + os.path.abspath(sources["binary-tar"])
     out = tmp_path / "out"
-    assert cifar10.main(["--out", str(out), "--url", url, "--version", "2"]) == 0
+    from conftest import tool_main
+    assert tool_main("prepare_cifar10")(["--out", str(out), "--url", url, "--version", "2"]) == 0
     assert (out / "downloads" / "cifar-10-binary.tar.gz").is_file()
     x, y = _lmdb_arrays(str(out / "v2" / "train_lmdb"))
     assert _multiset(x, y) == _multiset(*expected["train"])

@@ -23,7 +23,8 @@ def cifar(tmp_path_factory, shared_dir, caffe):
 def variants(cifar, tmp_path_factory):
     """Pattern models of the fixture: MEAN (BinaryPatternConvolution) and the
     release's +/-0.06 in stock Convolutions."""
-    from sepnets.compress.quant_pattern import main
+    from conftest import tool_main
+    main = tool_main("quant_pattern")
     d = tmp_path_factory.mktemp("size")
     out = {}
     for name, how in (("mean", ["--scale", "mean"]), ("offset", ["--offset", "0.06"])):
@@ -89,7 +90,8 @@ def test_full_precision_model_and_prototxt_alone(cifar, caffe, variants):
 
 
 def test_command_prints_table_and_totals(variants, capsys):
-    from sepnets.compress.model_summary import main
+    from conftest import tool_main
+    main = tool_main("model_summary")
     assert main(list(variants["mean"])) == 0
     out = capsys.readouterr().out
     for needle in ("conv2", "BinaryPatternConvolution", "5x5", "1-bit", "fc5", "8-bit params",

@@ -18,15 +18,16 @@ def cifar(tmp_path_factory, shared_dir, caffe):
     return trained_cifar(tmp_path_factory, shared_dir, caffe)
 
 
-def run_main(module, argv):
+def run_main(tool, argv):
+    from conftest import tool_main
     from sepnets.cli import run
-    return run(module.main, [str(a) for a in argv])
+    return run(tool_main(tool), [str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")
 def models(cifar, tmp_path_factory):
     """The trained net, its MEAN pattern model and its +/-0.06 stock model."""
-    from sepnets.compress import quant_pattern as binarize
+    binarize = "quant_pattern"
     d = tmp_path_factory.mktemp("pack")
     out = {"full": (cifar["prototxt"], cifar["model"])}
     for name, how in (("mean", ["--scale", "mean"]), ("offset", ["--offset", "0.06"])):
@@ -37,7 +38,7 @@ def models(cifar, tmp_path_factory):
 
 
 def pack_unpack(models, name, bq=False):
-    from sepnets.compress import pack_model as packing
+    packing = "pack_model"
     d, m = models
     prototxt, model = m[name]
     packed = d / f"{name}{'_bq' if bq else ''}.sepnet"
@@ -107,7 +108,7 @@ def test_bq_error_is_the_quantization_error(caffe, models):
 
 
 def test_compare_and_info_commands(models, capsys):
-    from sepnets.compress import pack_model as packing
+    packing = "pack_model"
     prototxt, model, packed, _ = pack_unpack(models, "mean")
     assert run_main(packing, ["compare", prototxt, model, packed, "--blob", "fc6"]) == 0
     assert "fc6: max |caffemodel - packed| = 0 (exact)" in capsys.readouterr().out
@@ -127,7 +128,7 @@ def _fails(capsys, module, argv, *needles):
 
 
 def test_truncated_corrupt_foreign_and_newer_files(models, capsys, tmp_path):
-    from sepnets.compress import pack_model as packing
+    packing = "pack_model"
     prototxt, model, packed, _ = pack_unpack(models, "mean")
     data = open(packed, "rb").read()
     out = tmp_path / "never.caffemodel"
@@ -157,7 +158,7 @@ def test_truncated_corrupt_foreign_and_newer_files(models, capsys, tmp_path):
 
 
 def test_mismatched_prototxt(cifar, models, capsys, tmp_path):
-    from sepnets.compress import pack_model as packing
+    packing = "pack_model"
     prototxt, model, packed, _ = pack_unpack(models, "mean")
     out = tmp_path / "never.caffemodel"
     # the full-precision prototxt for a pattern file: conv layers lack alpha

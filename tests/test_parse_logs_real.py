@@ -274,7 +274,8 @@ def test_experiment_table_and_plot(runs, caffe, tmp_path):
     assert ref.acc.top5 == pytest.approx(refined["loss3/top-5"], abs=1e-6)
     assert ref.acc.iteration == 20 and full.acc.iteration == 40
 
-    from sepnets.report.parse_logs import main as parse_main
+    from conftest import tool_main
+    parse_main = tool_main("parse_logs")
     assert parse_main([str(tmp_path / "logs"), "--quiet"]) == 0
     md = (exp_dir / "results.md").read_text()
     row = f"| tiny-twohead | Top 1 <br /> Top 5 | {full.acc.top1:.4f} <br /> {full.acc.top5:.4f} |"
@@ -285,7 +286,7 @@ def test_experiment_table_and_plot(runs, caffe, tmp_path):
     assert len(csv) == 1 + 9
     assert (exp_dir / "csv" / "3_refined.csv").is_file()
 
-    from sepnets.report.plot_logs import main as plot_main
+    plot_main = tool_main("plot_logs")
     assert plot_main([str(tmp_path / "logs"), "--dpi", "60"]) == 0
     png = exp_dir / plots.FIGURE_NAME
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000

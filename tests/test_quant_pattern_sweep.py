@@ -16,8 +16,9 @@ def cifar(tmp_path_factory, shared_dir, caffe):
 
 
 def quant(argv):
-    from sepnets.compress.quant_pattern import main
+    from conftest import tool_main
     from sepnets.cli import run
+    main = tool_main("quant_pattern")
     return run(main, [str(a) for a in argv])
 
 

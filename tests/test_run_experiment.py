@@ -29,10 +29,10 @@ def _one_line_error(res, *needles):
 
 
 def test_help_lists_every_option_with_examples():
-    from sepnets.pipeline.run_experiment import build_parser
+    from conftest import tool_parser
     res = _tool("--help")
     assert res.returncode == 0
-    options = [s for a in build_parser()._actions for s in a.option_strings]
+    options = [s for a in tool_parser("run_experiment")._actions for s in a.option_strings]
     assert len(options) >= 20
     for opt in options:
         assert opt in res.stdout, opt
@@ -86,8 +86,8 @@ def test_bad_arguments_are_one_line(args, needles):
 # ------------------------------------------------------------- what is written
 
 def _args(*argv):
-    from sepnets.pipeline.run_experiment import build_parser
-    return build_parser().parse_args(["cifar10-resnet20", *argv])
+    from conftest import tool_parser
+    return tool_parser("run_experiment").parse_args(["cifar10-resnet20", *argv])
 
 
 @pytest.fixture(scope="module")

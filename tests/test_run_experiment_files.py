@@ -21,8 +21,9 @@ OLD_STATE = os.path.join(os.path.dirname(__file__), "data", "state_before_restru
 
 
 def _parse(*argv):
+    from conftest import tool_parser
     from sepnets.pipeline.run_experiment import parse
-    return parse(list(argv))
+    return parse(tool_parser("run_experiment"), list(argv))
 
 
 def _config(*argv):

@@ -15,7 +15,6 @@ import tempfile
 
 from . import REPO_ROOT
 from .caffeio.env import caffe_tool, import_caffe
-from .cli import parser
 from .errors import UserError
 from .fileio import require_file, write_text_atomic
 
@@ -157,26 +156,8 @@ def format_table(r):
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
-def main(argv=None):
-    p = parser("bench_conv.py",
-               "Time BinaryPatternConvolution against stock Convolution with `caffe time` "
-               "on the same network shapes, and print a Markdown table.",
-               ["python tools/bench_conv.py",
-                "python tools/bench_conv.py --batch 128 --iterations 10 "
-                "--out logs/benchmarks/bench_conv_resnet20.md",
-                "python tools/bench_conv.py --model prototxt/googlenet/deploy.prototxt --batch 32",
-                "python tools/bench_conv.py --gpu 0 --iterations 20   # a CUDA build of Caffe"])
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"deploy prototxt with an Input layer (default: {DEFAULT_MODEL})")
-    p.add_argument("--batch", type=int, default=128, help="batch size (default: 128)")
-    p.add_argument("--iterations", type=int, default=5,
-                   help="caffe time iterations per run (default: 5)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="runs per variant; the fastest is kept (default: 1)")
-    p.add_argument("--gpu", type=int, metavar="N",
-                   help="time on GPU N (caffe time -gpu N; needs Caffe built with CUDA)")
-    p.add_argument("--out", help="also write the table to this Markdown file")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/bench_conv.py`` does with its parsed command line."""
     if a.batch < 1 or a.iterations < 1 or a.repeats < 1:
         raise UserError(None, "--batch, --iterations and --repeats must be >= 1")
     if a.gpu is not None and a.gpu < 0:

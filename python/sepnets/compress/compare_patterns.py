@@ -17,7 +17,6 @@ import numpy as np
 
 from ..caffeio.blobs import BPC, CONV_TYPES, blob_array, kernel_dims, kernel_label
 from ..caffeio.proto import read_caffemodel, read_prototxt, unique_layers
-from ..cli import parser
 from ..errors import UserError
 from .binarize import mean_scale
 from .sizes import is_baked_binary
@@ -110,23 +109,8 @@ def format_table(rows, model_a, model_b):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    p = parser("compare_patterns.py",
-               "How many binary-pattern signs differ between two models of one net: per "
-               "k x k convolution (k > 1), the weights whose sign (w >= 0 is +1) is not the "
-               "same in A and B, and alpha = mean|W| per filter averaged over the layer.",
-               ["python tools/compare_patterns.py runs/12000-iters/cifar10-resnet20/1_full/"
-                "snap_iter_12000.caffemodel runs/12000-iters-ste8000/cifar10-resnet20/4_ste/"
-                "snap_iter_8000.caffemodel",
-                "python tools/compare_patterns.py A.caffemodel B.caffemodel --net "
-                "prototxt/cifar10-resnet20/deploy.prototxt --json"])
-    p.add_argument("model_a", help="first .caffemodel (e.g. the full-precision model)")
-    p.add_argument("model_b", help="second .caffemodel of the same net (e.g. after STE)")
-    p.add_argument("--net", metavar="PROTOTXT",
-                   help="net definition naming the layers (default: the definitions "
-                        "model A carries, as Caffe saves them)")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/compare_patterns.py`` does with its parsed command line."""
     rows = compare(a.model_a, a.model_b, a.net)
     if a.json:
         print(json.dumps([dict(asdict(r), fraction=r.fraction) for r in rows], indent=1))

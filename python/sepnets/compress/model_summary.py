@@ -8,7 +8,6 @@ import os
 from .. import REPO_ROOT
 from ..caffeio.proto import read_prototxt
 from ..caffeio.pycaffe import net_param_shapes
-from ..cli import parser
 from ..errors import UserError
 from .sizes import BINARY, FP32, INT8, MB, Summary, net_layer_sizes, summarize
 
@@ -109,32 +108,8 @@ def _shape_arg(text):
             from None
 
 
-def main(argv=None):
-    p = parser("model_summary.py",
-               "Per-layer storage table and model size of a Caffe net: binary patterns at "
-               "1 bit per weight (+ fp32 alpha per filter), BQ 1x1/FC weights at 8 bits, "
-               "everything else fp32; MB = 10^6 bytes.",
-               ["python tools/model_summary.py prototxt/cifar10-resnet20/deploy.prototxt",
-                "python tools/model_summary.py prototxt/cifar10-resnet20-pattern-mean/deploy.prototxt r20_pattern.caffemodel",
-                "python tools/model_summary.py prototxt/sepnet-b/deploy.prototxt --bq",
-                "python tools/model_summary.py --all"])
-    p.add_argument("prototxt", nargs="?", help="net definition (train_val or deploy)")
-    p.add_argument("caffemodel", nargs="?",
-                   help="trained weights: shapes come from here, and stock Convolutions "
-                        "holding baked +/-a filters count as binary")
-    p.add_argument("--bq", action="store_true",
-                   help="SEP-Net-BQ: count 1x1 conv and fully connected weights as 8-bit")
-    p.add_argument("--input-shape", metavar="C,H,W",
-                   help="input shape for prototxts whose data source is not readable here "
-                        "(only needed without a caffemodel)")
-    p.add_argument("--baked", nargs="+", default=(), metavar="LAYER",
-                   help="without a caffemodel: count these stock Convolutions as holding "
-                        "baked +/-a patterns (release-style fix-pattern nets)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--all", action="store_true",
-                   help="a Markdown table of every generated net (sepnets.netgen.catalog) "
-                        "beside the paper's sizes")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/model_summary.py`` does with its parsed command line."""
     if a.all:
         rows = catalog_summaries()
         if a.json:
@@ -144,7 +119,7 @@ def main(argv=None):
             print(format_catalog(rows))
         return 0
     if not a.prototxt:
-        p.error("a prototxt is required (or --all)")
+        raise UserError("PROTOTXT", "a prototxt is required (or --all)")
     shape = _shape_arg(a.input_shape) if a.input_shape else None
     s = summarize(a.prototxt, a.caffemodel, a.bq, shape, tuple(a.baked))
     print(json.dumps(s.as_dict(), indent=1) if a.json else format_summary(s))

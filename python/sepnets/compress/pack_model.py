@@ -48,7 +48,6 @@ from ..caffeio.blobs import (BPC, _wants_alpha, blob_array, check_layer_blobs, h
                              model_arrays, model_blobs, set_blob)
 from ..caffeio.proto import caffe_pb2, read_caffemodel, read_prototxt, unique_layers
 from ..caffeio.pycaffe import open_net, set_net_params
-from ..cli import parser
 from ..errors import UserError
 from ..fileio import refuse_overwrite, require_file, write_bytes_atomic
 from .sizes import MB, layer_size, summarize
@@ -340,43 +339,8 @@ def _read(path):
         return f.read()
 
 
-def main(argv=None):
-    p = parser("pack_model.py",
-               "Pack a Caffe model into a .sepnet file (binary patterns as bits, fp32 alpha, "
-               "other weights fp32 or 8-bit with --bq) and unpack it back to a caffemodel.",
-               ["python tools/pack_model.py pack r20_pattern.prototxt r20_pattern.caffemodel "
-                "-o r20.sepnet",
-                "python tools/pack_model.py pack sepnet_b.prototxt sepnet_b.caffemodel --bq "
-                "-o sepnet_bq.sepnet",
-                "python tools/pack_model.py unpack r20_pattern.prototxt r20.sepnet "
-                "-o r20_unpacked.caffemodel",
-                "python tools/pack_model.py info r20.sepnet",
-                "python tools/pack_model.py compare r20_pattern.prototxt "
-                "r20_pattern.caffemodel r20.sepnet --batches 5"])
-    sub = p.add_subparsers(dest="command", metavar="{pack,unpack,info,compare}")
-    sub.required = True
-    pk = sub.add_parser("pack", help="caffemodel -> .sepnet")
-    pk.add_argument("prototxt")
-    pk.add_argument("caffemodel")
-    pk.add_argument("-o", "--output", help="output .sepnet (default: beside the caffemodel)")
-    pk.add_argument("--bq", action="store_true",
-                    help="store 1x1 conv and FC weights as uint8 (SEP-Net-BQ)")
-    up = sub.add_parser("unpack", help=".sepnet -> caffemodel")
-    up.add_argument("prototxt")
-    up.add_argument("packed")
-    up.add_argument("-o", "--output", required=True, help="output .caffemodel")
-    inf = sub.add_parser("info", help="print a .sepnet file's header and layer records")
-    inf.add_argument("packed")
-    cp = sub.add_parser("compare", help="max |output difference| between a caffemodel and "
-                                        "a .sepnet on the TEST net")
-    cp.add_argument("prototxt")
-    cp.add_argument("caffemodel")
-    cp.add_argument("packed")
-    cp.add_argument("--batches", type=int, default=2,
-                    help="batches of the TEST data (or of noise for Input layers)")
-    cp.add_argument("--blob", nargs="+", metavar="NAME",
-                    help="blobs to compare (default: the net's outputs), e.g. the logits")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/pack_model.py`` does with its parsed command line."""
 
     if a.command == "pack":
         out = a.output or a.caffemodel.rsplit(".caffemodel", 1)[0] + ".sepnet"

@@ -12,7 +12,6 @@ from ..caffeio.blobs import kernel_dims, kernel_label, model_arrays
 from ..caffeio.proto import (caffe_pb2, in_phase, net_from_model, read_caffemodel,
                              read_prototxt, unique_layers)
 from ..caffeio.pycaffe import open_net, set_net_params
-from ..cli import parser
 from ..errors import UserError
 from ..fileio import refuse_overwrite, write_bytes_atomic, write_text_atomic
 from .binarize import (MEAN, bake, parse_kernel, parse_sweep, pattern_model,  # noqa: F401
@@ -182,54 +181,8 @@ def output_paths(output, model_path, scale):
     return stem + ".prototxt", stem + ".caffemodel"
 
 
-def main(argv=None):
-    p = parser(
-        "quant_pattern.py",
-        "Binarize the k x k convolutions of a trained Caffe model into binary patterns "
-        "(step 2 of SEP-Nets): writes the pattern prototxt for fine-tuning and its "
-        "caffemodel. Unselected layers are copied unchanged.",
-        ["python tools/quant_pattern.py --model r20.caffemodel --prototxt r20.prototxt "
-         "--filter 3x3 --skip conv1 -o r20_pattern",
-         "python tools/quant_pattern.py --offset 0.06 --filter 3x3 5x5 --model "
-         "bvlc_googlenet_quick_iter_600000.caffemodel --prototxt train_val.prototxt",
-         "python tools/quant_pattern.py --model m.caffemodel --prototxt train_val.prototxt "
-         "--sweep 0.02:0.09:0.01 --batches 20 -o m_best"])
-    p.add_argument("--model", "--models", required=True, metavar="M.caffemodel",
-                   help="the trained full-precision model (--models: the release's spelling)")
-    p.add_argument("--prototxt", metavar="P.prototxt",
-                   help="its net definition (train_val); default: the definition saved in "
-                        "the model")
-    sel = p.add_mutually_exclusive_group()
-    sel.add_argument("--filter", nargs="+", metavar="KxK",
-                     help="binarize Convolution layers with these kernels, e.g. 3x3 5x5 "
-                          "(default: every kernel larger than 1x1)")
-    sel.add_argument("--layers", nargs="+", metavar="NAME",
-                     help="binarize exactly these Convolution layers")
-    p.add_argument("--skip", nargs="+", default=[], metavar="NAME",
-                   help="keep these layers full precision (e.g. conv1)")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--scale", choices=[MEAN],
-                     help="alpha = mean |W| per filter, as BinaryPatternConvolution "
-                          "(the default)")
-    how.add_argument("--offset", "--offeset", type=float, metavar="X",
-                     help="the release's rule: weights become +X/-X in stock Convolution "
-                          "layers frozen with lr_mult 0 (--offeset: the release's spelling)")
-    how.add_argument("--sweep", metavar="START:STOP:STEP",
-                     help="evaluate the mean scale and each offset on the TEST net's data and "
-                          "keep the best, e.g. 0.02:0.09:0.01")
-    p.add_argument("--as-layer", action="store_true",
-                   help="with --offset/--sweep: write BinaryPatternConvolution scale_mode "
-                        "OFFSET instead of stock Convolution layers")
-    p.add_argument("--val-prototxt", metavar="V.prototxt",
-                   help="sweep: net whose TEST phase reads the validation data (default: "
-                        "--prototxt)")
-    p.add_argument("--batches", type=int, default=10, help="sweep: batches to evaluate (10)")
-    p.add_argument("--metric", metavar="BLOB",
-                   help="sweep: blob to rank by (default: the top-1 Accuracy, else the loss)")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="writes OUT.prototxt and OUT.caffemodel (default: beside the model, "
-                        "*_pattern_mean or *_quant_X)")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/quant_pattern.py`` does with its parsed command line."""
 
     if a.offset is not None and not (a.offset > 0 and math.isfinite(a.offset)):
         raise UserError("--offset", f"{a.offset} must be a finite value > 0")

@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 
-from ..cli import parser
 from ..errors import UserError
 from ..fileio import atomic_path, write_text_atomic
 from . import cifar10_sources as sources
@@ -188,26 +187,8 @@ def _check_out(source, out):
         raise UserError(out, "output folder is inside the source folder; choose another --out")
 
 
-def main(argv=None):
-    p = parser("prepare_cifar10.py",
-               "Convert CIFAR-10 into train/test LMDBs and mean files for one or more\n"
-               "of the release's three preprocessing versions.\n\n"
-               + "\n".join(f"  version {v}: {d}" for v, d in VERSIONS.items()),
-               ["python tools/prepare_cifar10.py --source cifar-10-binary.tar.gz --version 3",
-                "python tools/prepare_cifar10.py --source ../shared/data/cifar10-jpeg.tar.gz "
-                "--out data/cifar10 --version 1 2 3",
-                "python tools/prepare_cifar10.py --version 2   # downloads the official archive"])
-    p.add_argument("--source", help="official binary or Python archive (.tar.gz), either one "
-                   "unpacked, or an image-folder tree train/<class>/*, test/<class>/* (packed or "
-                   "not); omitted: download the official binary archive from --url")
-    p.add_argument("--out", default="data/cifar10",
-                   help="output folder; writes OUT/v<version>/ (default: %(default)s)")
-    p.add_argument("--version", type=int, nargs="+", choices=sorted(VERSIONS), default=[3],
-                   help="preprocessing version(s) (default: 3, the release's data)")
-    p.add_argument("--url", default=sources.OFFICIAL_URL,
-                   help="where to download from when --source is omitted (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="training-set shuffle seed (default: 0)")
-    args = p.parse_args(argv)
+def command(args):
+    """What ``tools/prepare_cifar10.py`` does with its parsed command line."""
     t0 = time.time()
 
     def progress(msg):

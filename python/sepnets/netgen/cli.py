@@ -9,7 +9,6 @@ import sys
 import tempfile
 
 from .. import REPO_ROOT
-from ..cli import parser
 from ..errors import UserError
 from ..fileio import write_text_atomic
 from . import catalog as cat
@@ -145,29 +144,8 @@ def sepnet_table():
     return "\n".join(out)
 
 
-def main(argv=None):
-    p = parser("gen_prototxt.py", DESCRIPTION, EXAMPLES)
-    p.add_argument("--net", metavar="NAME",
-                   help="only this net (a name from --list, e.g. cifar10-resnet20-pattern-mean), "
-                        "family (" + ", ".join(cat.FAMILIES) + ") or GoogLeNet pattern "
-                        "selection (googlenet-3x3, -5x5, -3x3-5x5, -projall1x1)")
-    p.add_argument("--depth", metavar="N",
-                   help="only the CIFAR-10 ResNet of depth N = 6n+2 and its pattern variants; "
-                        "depths outside 20/32/44/56/110 are not in the catalog (write them "
-                        "with --root elsewhere, or --check will call them stale)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing: generate into a temporary folder, compare with the "
-                        "files under --root and exit 1 naming each missing, differing or "
-                        "(without --net/--depth) stale file")
-    p.add_argument("--summary", action="store_true",
-                   help="write nothing: print the Markdown table of parameter counts (total, "
-                        "k x k, 1 x 1, FC, other, binarized) and SEP-Net's layer table")
-    p.add_argument("--list", action="store_true",
-                   help="write nothing: print the catalog (name, kind, dataset, parent, files)")
-    p.add_argument("--root", metavar="DIR", default=REPO_ROOT,
-                   help="repository root to write prototxt/ under or check against "
-                        "(default: this repository)")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/gen_prototxt.py`` does with its parsed command line."""
     depth = _parse_depth(a.depth)
     entries = cat.select(a.net, depth)
     full = a.net is None and depth is None

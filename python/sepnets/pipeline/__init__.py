@@ -9,6 +9,7 @@
   experiments exist; :mod:`.data`: preparing their data;
 * :mod:`.reuse`: taking another run's finished steps; :mod:`.resume`: the
   resume kit of an unfinished run;
-* :mod:`.progress`: the progress display; :mod:`.run_experiment`: the
-  command line and experiment files (``experiments/*.toml``).
+* :mod:`.progress`: the progress display; :mod:`.run_experiment`: option
+  types, experiment files (``experiments/*.toml``) and what the tool does
+  with its parsed command line (the parser is ``tools/run_experiment.py``'s).
 """

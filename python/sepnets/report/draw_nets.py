@@ -10,7 +10,6 @@ import sys
 
 from .. import REPO_ROOT
 from ..caffeio.env import caffe_python_dir
-from ..cli import parser
 from ..errors import UserError
 from ..fileio import atomic_path, write_text_atomic
 
@@ -62,16 +61,8 @@ def _text(net, title):
             + text_format.MessageToString(net))
 
 
-def main(argv=None):
-    p = parser("draw_nets.py",
-               "Draw the PRB, the SEP-module and SEP-Net-R with Caffe's draw_net.py\n"
-               "(pydot + graphviz) into docs/figures/ (the pictures of docs/networks.md);\n"
-               "the one-block prototxts are written there too.",
-               ["python tools/draw_nets.py",
-                "python tools/draw_nets.py --out /tmp/figures"])
-    p.add_argument("--out", default=OUT, metavar="DIR",
-                   help="folder for the prototxts and pictures (default docs/figures)")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/draw_nets.py`` does with its parsed command line."""
     os.makedirs(a.out, exist_ok=True)
     for stem, title, source, rankdir in FIGURES:
         if source in ("prb", "sep_module"):

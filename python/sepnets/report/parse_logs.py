@@ -11,7 +11,7 @@ import os
 from ..caffeio.log import csv_text
 from ..fileio import refuse_overwrite
 from ..pipeline.steps import STEPS
-from .results import (COMBINED_NAME, RESULTS_NAME, TITLES, add_log_arguments, csv_path,
+from .results import (COMBINED_NAME, RESULTS_NAME, TITLES, csv_path,
                       load_all, log_files, warn, write_text)
 
 
@@ -164,22 +164,8 @@ def write_experiment(exp, digits=4):
     return written
 
 
-def main(argv=None):
-    from ..cli import parser
-    p = parser("parse_logs.py",
-               "Turn the Caffe logs of experiments into CSV files and result tables\n"
-               "(Full / BiPattern / Refined, top-1 and top-5) in the release README's form:\n"
-               "<exp>/csv/<log>.csv, <exp>/results.md and, for a folder of experiments,\n"
-               "RESULTS.md beside them. The tables are printed too. Experiment folder\n"
-               "layout: 1_full.log, 2_bipattern*.log, 3_refined.log, 4_ste.log (optional),\n"
-               "experiment.json (optional); see python/sepnets/results.py.",
-               ["python tools/parse_logs.py logs/",
-                "python tools/parse_logs.py logs/8000-iters/cifar10-resnet20",
-                "python tools/parse_logs.py logs/ --top1 loss3/top-1 --top5 loss3/top-5"])
-    add_log_arguments(p)
-    p.add_argument("--digits", type=int, default=4, help="decimals in the tables (default 4)")
-    p.add_argument("--quiet", action="store_true", help="do not print the tables")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/parse_logs.py`` does with its parsed command line."""
     exps = load_all(a.path, a.top1, a.top5)
     warn("parse_logs.py", exps)
     written = []

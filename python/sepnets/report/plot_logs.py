@@ -15,7 +15,7 @@ import sys
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..pipeline.steps import STEPS
-from .results import add_log_arguments, load_folders, readable, warn
+from .results import load_folders, readable, warn
 
 FIGURE_NAME = "training_curves.png"
 #: Colour and legend of each step, from the step table.
@@ -138,19 +138,8 @@ def plot_experiment(exp, out_path, dpi=120):
     return out_path
 
 
-def main(argv=None):
-    from ..cli import parser
-    p = parser("plot_logs.py",
-               "Plot each experiment's training loss and test top-1 against iterations\n"
-               "and against wall-clock seconds, the steps on one axis: full precision,\n"
-               "the BiPattern evaluations (markers), then refined (and STE) training\n"
-               f"offset after step 1. Writes <experiment>/{FIGURE_NAME}.",
-               ["python tools/plot_logs.py logs/",
-                "python tools/plot_logs.py logs/8000-iters/cifar10-resnet20 --dpi 150",
-                "python tools/plot_logs.py logs/ --top1 loss3/top-1"])
-    add_log_arguments(p)
-    p.add_argument("--dpi", type=int, default=120, help="resolution (default 120)")
-    a = p.parse_args(argv)
+def command(a):
+    """What ``tools/plot_logs.py`` does with its parsed command line."""
     exps = load_folders(a.path, a.top1, a.top5)
     warn("plot_logs.py", exps)
     written, skipped = [], []
