@@ -2,6 +2,7 @@
 #define CAFFE_UTIL_DNNL_CONV_HPP_
 
 #include <cstddef>
+#include <string>
 
 #include "caffe/common.hpp"
 
@@ -48,7 +49,9 @@ class DnnlConvolution {
   /// OpenMP threads of its calls: fewer than MaxThreads() on small problems,
   /// where waking every thread costs more than the work.
   int threads() const;
-  const char* implementation() const;
+  /// oneDNN's implementations of the three passes (e.g. "jit:avx2"): which
+  /// kernels a shape really gets.
+  std::string implementation() const;
   /// The calling thread's OpenMP threads (omp_get_max_threads()); 1 without
   /// oneDNN.
   static int MaxThreads();

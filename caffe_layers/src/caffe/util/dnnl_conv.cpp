@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -95,7 +96,11 @@ class DnnlConvolution::Impl {
 
   int chunk() const { return chunk_; }
   int threads() const { return threads_; }
-  const char* implementation() const { return full_->fwd_pd.impl_info_str(); }
+  std::string implementation() const {
+    return std::string("forward ") + full_->fwd_pd.impl_info_str() +
+        ", backward data " + full_->bwd_data_pd.impl_info_str() +
+        ", backward weights " + full_->bwd_weights_pd.impl_info_str();
+  }
 
   void Forward(const float* bottom, const float* weights, const float* bias,
       float* top) {
@@ -284,7 +289,7 @@ void DnnlConvolution::Backward(const float* bottom, const float* top_diff,
 int DnnlConvolution::chunk() const { return impl_->chunk(); }
 int DnnlConvolution::threads() const { return impl_->threads(); }
 int DnnlConvolution::MaxThreads() { return omp_get_max_threads(); }
-const char* DnnlConvolution::implementation() const {
+std::string DnnlConvolution::implementation() const {
   return impl_->implementation();
 }
 
@@ -305,7 +310,7 @@ void DnnlConvolution::Backward(const float*, const float*, const float*,
 int DnnlConvolution::chunk() const { return 0; }
 int DnnlConvolution::threads() const { return 0; }
 int DnnlConvolution::MaxThreads() { return 1; }
-const char* DnnlConvolution::implementation() const { return "none"; }
+std::string DnnlConvolution::implementation() const { return "none"; }
 
 #endif  // SEPNETS_USE_DNNL
 
