@@ -430,7 +430,8 @@ def sample_train_folder(sample, tmp):
                         raise UserError(sample, f"unsafe archive member {m.name!r}")
                 tar.extractall(tmp, members)
         except (tarfile.TarError, OSError) as e:
-            raise UserError(sample, f"not a readable tar archive ({e})") from e
+            reason = str(e).splitlines()[0].rstrip(":")
+            raise UserError(sample, f"not a readable tar archive ({reason})") from e
         root = tmp
     elif not os.path.isdir(sample):
         raise UserError(sample, "sample not found (a .tar archive or a folder)")
