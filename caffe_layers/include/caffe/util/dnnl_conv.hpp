@@ -34,7 +34,7 @@ class DnnlConvolution {
   ~DnnlConvolution();
 
   static bool Available();
-  static const size_t kDefaultWorkspaceBytes = size_t(128) << 20;
+  static const size_t kDefaultWorkspaceBytes = size_t(32) << 20;
 
   /// top = conv(bottom, weights) + bias (bias may be NULL if !shape.bias).
   void Forward(const float* bottom, const float* weights, const float* bias,
