@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sepnets import bench_conv
+from sepnets.benchmarks import bench_conv
 from sepnets.errors import UserError
 
 

@@ -3,7 +3,7 @@
 import sys
 
 from sepnets.cli import parser, run
-from sepnets.bench_conv import DEFAULT_MODEL, command
+from sepnets.benchmarks.bench_conv import DEFAULT_MODEL, command
 
 
 def build_parser():

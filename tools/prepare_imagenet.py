@@ -15,8 +15,14 @@ def build_parser():
                ["python tools/prepare_imagenet.py --train ILSVRC2012/train --val ILSVRC2012/val "
                 "--val-labels caffe_ilsvrc12/val.txt --out data/ilsvrc12",
                 "python tools/prepare_imagenet.py --train imagenet-sample/train --out /tmp/sample "
-                "--resize 256 --strict"])
-    p.add_argument("--train", required=True, help="training folder: <wnid>/<image> files")
+                "--resize 256 --strict",
+                "python tools/prepare_imagenet.py --sample ../shared/data/imagenet-sample.tar   "
+                "# smoke run: data/ilsvrc12"])
+    p.add_argument("--train", help="training folder: <wnid>/<image> files")
+    p.add_argument("--sample", metavar="TAR|DIR",
+                   help="a smoke run from a small sample such as ../shared/data/"
+                        "imagenet-sample.tar (train/<wnid>/<image>, synset_words.txt): it "
+                        "serves as BOTH the training and the validation set")
     p.add_argument("--val", help="validation folder: flat images (with --val-labels) or "
                    "<wnid>/<image> like --train")
     p.add_argument("--val-labels", help="'FILENAME LABEL' lines; LABEL is the index in sorted "

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 
@@ -365,6 +366,45 @@ def command(args):
     def progress(msg):
         print(msg, flush=True)
 
+    if args.sample:
+        if args.train or args.val or args.val_labels:
+            raise UserError(args.sample, "--sample replaces --train, --val and --val-labels")
+        with tempfile.TemporaryDirectory(prefix="imagenet_sample_") as tmp:
+            train = sample_train_folder(args.sample, tmp)
+            banner = ("SMOKE RUN: " + args.sample + " serves as BOTH the training and the "
+                      "validation set; accuracies measured on it mean nothing")
+            progress("*" * len(banner) + "\n" + banner + "\n" + "*" * len(banner))
+            prepare(train, args.out, train, None, args.resize, args.strict, args.synset_words,
+                    args.encoded, args.jobs, args.seed, progress)
+        progress(banner)
+        return 0
+    if not args.train:
+        raise UserError("--train", "give the training folder (or --sample for a smoke run)")
     prepare(args.train, args.out, args.val, args.val_labels, args.resize, args.strict,
             args.synset_words, args.encoded, args.jobs, args.seed, progress)
     return 0
+
+
+def sample_train_folder(sample, tmp):
+    """The train/ folder of a sample given as a tar archive (unpacked into
+    `tmp`) or a folder holding train/ (directly or one level down)."""
+    root = sample
+    if os.path.isfile(sample):
+        try:
+            with tarfile.open(sample) as tar:
+                members = tar.getmembers()
+                for m in members:  # plain files and folders inside tmp only
+                    if not (m.isfile() or m.isdir()) or m.name.startswith("/") or \
+                            ".." in m.name.split("/"):
+                        raise UserError(sample, f"unsafe archive member {m.name!r}")
+                tar.extractall(tmp, members)
+        except (tarfile.TarError, OSError) as e:
+            reason = str(e).splitlines()[0].rstrip(":")
+            raise UserError(sample, f"not a readable tar archive ({reason})") from e
+        root = tmp
+    elif not os.path.isdir(sample):
+        raise UserError(sample, "sample not found (a .tar archive or a folder)")
+    for candidate in [root] + sorted(os.path.join(root, d) for d in os.listdir(root)):
+        if os.path.isdir(os.path.join(candidate, "train")):
+            return os.path.join(candidate, "train")
+    raise UserError(sample, "no train/ folder in the sample")

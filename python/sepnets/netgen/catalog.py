@@ -190,10 +190,10 @@ def googlenet_entries():
 
 def sepnet_entries():
     r = _full("sepnet-r", "sepnet", "imagenet", "SEP-Net-R (full precision, reconstructed)",
-              _built(sepnet.build), solvers.imagenet_bn, solver_path=SEPNET_SOLVER)
+              _built(sepnet.build), solvers.sepnet, solver_path=SEPNET_SOLVER)
     b = _variant(r, "sepnet-b", "pattern", "SEP-Net-B (pattern MEAN, fine-tuning)",
                  _built(sepnet.build, binarize=Binarize(sepnet.B_ROLES, "pattern", "MEAN")),
-                 solvers.imagenet_bn, "MEAN", None)
+                 solvers.sepnet, "MEAN", None)
     return [r, b]
 
 

@@ -84,7 +84,10 @@ TABLE = (
 RECOVERED = {"conv1", "module1", "conv2", "module2", "conv3", "module3", "module4"}
 # Roles binarized in SEP-Net-B: all k x k but the first convolution.
 B_ROLES = frozenset({"prb3x3", "transition"})
-TRAIN_BATCH, TEST_BATCH = 128, 50
+# 32 images at 224 x 224 per pass, 4 passes per step (the solver's iter_size):
+# the recipe's 128 images a step, in memory a 24 GB machine has (Caffe keeps
+# every blob and its gradient: about 200 MB an image for SEP-Net).
+TRAIN_BATCH, TEST_BATCH, ITER_SIZE = 32, 25, 4
 
 
 def _conv_bn(b, x, name, nout, kernel, stride=None, pad=None, group=None, role=None, relu=True):

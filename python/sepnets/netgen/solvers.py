@@ -16,13 +16,14 @@ Ours (the release has none):
 * the BatchNorm ImageNet nets (SEP-Net, Inception-BN, MobileNet): the GoogLeNet
   quick recipe with base_lr 0.1, which BatchNorm nets train with, and weight
   decay 1e-4 (small nets underfit rather than overfit); fine-tuning at 0.01;
+  SEP-Net takes its 128 images a step as 4 passes of 32 (iter_size 4), so
+  that a step fits in 24 GB;
 * SqueezeNet: after DeepScale's released solver (base_lr 0.04, poly power 1,
   170k iterations of 512 images: batch 128 x iter_size 4, weight decay 2e-4).
 
 All paths are relative to the repository root (run ``caffe`` there);
 ``snapshot_prefix`` is ``runs/<net>/<net>`` (training) or
-``runs/<net>/<net>_finetune``; the experiment runner creates ``runs/<net>/``,
-which Caffe needs to exist. The committed solvers say ``solver_mode: CPU``;
+``runs/<net>/<net>_finetune``; the project's Caffe creates the folder. The committed solvers say ``solver_mode: CPU``;
 pass ``-gpu 0`` to ``caffe train`` to use a GPU.
 """
 from google.protobuf import text_format
@@ -73,12 +74,13 @@ def cifar_resnet(net, name, finetune=False):
     ]
 
 
-def imagenet_quick(net, name, base_lr=0.01, weight_decay=0.0002, finetune=False):
+def imagenet_quick(net, name, base_lr=0.01, weight_decay=0.0002, finetune=False,
+                   iter_size=1, test_iter=1000):
     """The release's GoogLeNet quick_solver (and, with other lrs, its
     fine-tune solvers and our BatchNorm recipe)."""
-    return [
+    fields = [
         ("net", net),
-        ("test_iter", 1000),
+        ("test_iter", test_iter),
         ("test_interval", 4000),
         ("test_initialization", False),
         ("display", 40),
@@ -93,11 +95,22 @@ def imagenet_quick(net, name, base_lr=0.01, weight_decay=0.0002, finetune=False)
         ("snapshot_prefix", _prefix(name, finetune)),
         ("solver_mode", "CPU"),
     ]
+    if iter_size > 1:
+        fields.insert(fields.index(("max_iter", 600000)) + 1, ("iter_size", iter_size))
+    return fields
 
 
 def imagenet_bn(net, name, finetune=False):
     return imagenet_quick(net, name, base_lr=0.01 if finetune else 0.1, weight_decay=0.0001,
                           finetune=finetune)
+
+
+def sepnet(net, name, finetune=False):
+    """The BatchNorm recipe at SEP-Net's batch: 32 images a pass x iter_size 4
+    (128 a step), tested on 2000 x 25 = the 50,000 validation images."""
+    from .sepnet import ITER_SIZE, TEST_BATCH
+    return imagenet_quick(net, name, base_lr=0.01 if finetune else 0.1, weight_decay=0.0001,
+                          finetune=finetune, iter_size=ITER_SIZE, test_iter=50000 // TEST_BATCH)
 
 
 def squeezenet(net, name):

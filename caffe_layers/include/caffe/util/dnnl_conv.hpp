@@ -2,6 +2,7 @@
 #define CAFFE_UTIL_DNNL_CONV_HPP_
 
 #include <cstddef>
+#include <string>
 
 #include "caffe/common.hpp"
 
@@ -33,7 +34,7 @@ class DnnlConvolution {
   ~DnnlConvolution();
 
   static bool Available();
-  static const size_t kDefaultWorkspaceBytes = size_t(128) << 20;
+  static const size_t kDefaultWorkspaceBytes = size_t(32) << 20;
 
   /// top = conv(bottom, weights) + bias (bias may be NULL if !shape.bias).
   void Forward(const float* bottom, const float* weights, const float* bias,
@@ -48,7 +49,9 @@ class DnnlConvolution {
   /// OpenMP threads of its calls: fewer than MaxThreads() on small problems,
   /// where waking every thread costs more than the work.
   int threads() const;
-  const char* implementation() const;
+  /// oneDNN's implementations of the three passes (e.g. "jit:avx2"): which
+  /// kernels a shape really gets.
+  std::string implementation() const;
   /// The calling thread's OpenMP threads (omp_get_max_threads()); 1 without
   /// oneDNN.
   static int MaxThreads();

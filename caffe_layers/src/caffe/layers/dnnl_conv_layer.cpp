@@ -45,6 +45,9 @@ void DnnlConvolutionLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
   }
   dnnl_shape_ = s;
   dnnl_.reset(new DnnlConvolution(s, dnnl_workspace_bytes_));
+  LOG_IF(INFO, Caffe::root_solver()) << this->layer_param_.name()
+      << ": oneDNN " << dnnl_->implementation() << " (group " << s.group
+      << ", " << dnnl_->threads() << " thread(s))";
 }
 
 template <typename Dtype>

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -63,10 +64,25 @@ struct DnnlPlan {
   dnnl::convolution_backward_data bwd_data;
   dnnl::convolution_backward_weights bwd_weights;
   memory::desc user_src, user_dst;
-  // Two activation buffers, reused across the passes: "a" holds src-like
-  // tensors (src, diff_src), "b" dst-like ones (dst, diff_dst).
-  vector<char> a, b, b2;
 };
+
+// Activation buffers for oneDNN's layouts, reused across the passes: "a"
+// holds src-like tensors (src, diff_src), "b" and "b2" dst-like ones (dst,
+// diff_dst). A net runs its layers one after another, and no layer needs its
+// staged copies after its call returns, so every convolution of a thread
+// shares the same three: the net pays for its largest layer's copies, not for
+// the sum of all of them (which made a net's peak memory exceed stock Caffe's).
+struct DnnlStaging {
+  vector<char> a, b, b2;
+  vector<char> scratch;  // oneDNN's scratchpads (user mode), shared likewise
+  // Weights and their gradient in oneDNN's layouts, and that gradient back in
+  // Caffe's: made anew by every call, so shared too.
+  vector<char> w, dw, dw_user;
+};
+static DnnlStaging& Staging() {
+  static thread_local DnnlStaging staging;
+  return staging;
+}
 
 class DnnlConvolution::Impl {
  public:
@@ -86,35 +102,35 @@ class DnnlConvolution::Impl {
     }
     const memory::desc& w_user = WeightsDesc(s.group > 1 ? tag::goihw : tag::oihw);
     w_user_ = w_user;
-    w_fwd_.reset(new memory(full_->fwd_pd.weights_desc(), engine_));
-    w_bwd_.reset(new memory(full_->bwd_data_pd.weights_desc(), engine_));
-    dw_.reset(new memory(full_->bwd_weights_pd.diff_weights_desc(), engine_));
-    dw_user_.resize(size_t(s.num_output) * (s.channels / s.group) *
-                    s.kernel_h * s.kernel_w);
   }
 
   int chunk() const { return chunk_; }
   int threads() const { return threads_; }
-  const char* implementation() const { return full_->fwd_pd.impl_info_str(); }
+  std::string implementation() const {
+    return std::string("forward ") + full_->fwd_pd.impl_info_str() +
+        ", backward data " + full_->bwd_data_pd.impl_info_str() +
+        ", backward weights " + full_->bwd_weights_pd.impl_info_str();
+  }
 
   void Forward(const float* bottom, const float* weights, const float* bias,
       float* top) {
     ScopedOmpThreads omp(threads_);
-    Reorder(w_user_, const_cast<float*>(weights), *w_fwd_);
+    memory w = Stage(w_user_, weights, full_->fwd_pd.weights_desc(), &Staging().w);
     memory::desc bias_md({shape_.num_output}, dt::f32, tag::x);
     for (int n0 = 0; n0 < shape_.num; n0 += chunk_) {
       DnnlPlan& p = PlanFor(n0);
       memory src = Stage(p.user_src, bottom + n0 * BottomDim(),
-                         p.fwd_pd.src_desc(), &p.a);
+                         p.fwd_pd.src_desc(), &Staging().a);
       memory dst = Buffer(p.fwd_pd.dst_desc(), p.user_dst,
-                          top + n0 * TopDim(), &p.b);
+                          top + n0 * TopDim(), &Staging().b);
       std::unordered_map<int, memory> args;
       args[DNNL_ARG_SRC] = src;
-      args[DNNL_ARG_WEIGHTS] = *w_fwd_;
+      args[DNNL_ARG_WEIGHTS] = w;
       args[DNNL_ARG_DST] = dst;
       if (shape_.bias) {
         args[DNNL_ARG_BIAS] = memory(bias_md, engine_, const_cast<float*>(bias));
       }
+      args[DNNL_ARG_SCRATCHPAD] = Scratchpad(p.fwd_pd);
       p.fwd.execute(stream_, args);
       Unstage(dst, p.user_dst, top + n0 * TopDim());
     }
@@ -124,33 +140,39 @@ class DnnlConvolution::Impl {
   void Backward(const float* bottom, const float* top_diff,
       const float* weights, float* bottom_diff, float* weights_diff) {
     ScopedOmpThreads omp(threads_);
+    memory w;
     if (bottom_diff) {
-      Reorder(w_user_, const_cast<float*>(weights), *w_bwd_);
+      w = Stage(w_user_, weights, full_->bwd_data_pd.weights_desc(), &Staging().w);
     }
     for (int n0 = 0; n0 < shape_.num; n0 += chunk_) {
       DnnlPlan& p = PlanFor(n0);
       float* tdiff = const_cast<float*>(top_diff) + n0 * TopDim();
-      memory diff_dst = Stage(p.user_dst, tdiff, p.bwd_data_pd.diff_dst_desc(), &p.b);
+      memory diff_dst = Stage(p.user_dst, tdiff, p.bwd_data_pd.diff_dst_desc(), &Staging().b);
       if (weights_diff) {
         memory src = Stage(p.user_src, bottom + n0 * BottomDim(),
-                           p.bwd_weights_pd.src_desc(), &p.a);
+                           p.bwd_weights_pd.src_desc(), &Staging().a);
         memory wdst = diff_dst;
         if (p.bwd_weights_pd.diff_dst_desc() != diff_dst.get_desc()) {
-          wdst = Stage(p.user_dst, tdiff, p.bwd_weights_pd.diff_dst_desc(), &p.b2);
+          wdst = Stage(p.user_dst, tdiff, p.bwd_weights_pd.diff_dst_desc(), &Staging().b2);
         }
+        memory dw = Buffer(p.bwd_weights_pd.diff_weights_desc(), memory::desc(),
+                           NULL, &Staging().dw);
         p.bwd_weights.execute(stream_, {{DNNL_ARG_SRC, src},
-            {DNNL_ARG_DIFF_DST, wdst}, {DNNL_ARG_DIFF_WEIGHTS, *dw_}});
-        memory user(w_user_, engine_, dw_user_.data());
-        Reorder(*dw_, user);
+            {DNNL_ARG_SCRATCHPAD, Scratchpad(p.bwd_weights_pd)},
+            {DNNL_ARG_DIFF_DST, wdst}, {DNNL_ARG_DIFF_WEIGHTS, dw}});
+        memory user = Buffer(w_user_, memory::desc(), NULL, &Staging().dw_user);
+        Reorder(dw, user);
         stream_.wait();
-        caffe_axpy<float>(dw_user_.size(), 1.f, dw_user_.data(), weights_diff);
+        caffe_axpy<float>(w_user_.get_size() / sizeof(float), 1.f,
+            static_cast<const float*>(user.get_data_handle()), weights_diff);
       }
       if (bottom_diff) {
         float* bdiff = bottom_diff + n0 * BottomDim();
         memory diff_src = Buffer(p.bwd_data_pd.diff_src_desc(), p.user_src,
-                                 bdiff, &p.a);
+                                 bdiff, &Staging().a);
         p.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, diff_dst},
-            {DNNL_ARG_WEIGHTS, *w_bwd_}, {DNNL_ARG_DIFF_SRC, diff_src}});
+            {DNNL_ARG_SCRATCHPAD, Scratchpad(p.bwd_data_pd)},
+            {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, diff_src}});
         Unstage(diff_src, p.user_src, bdiff);
       }
     }
@@ -202,15 +224,19 @@ class DnnlConvolution::Impl {
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
             dnnl::algorithm::convolution_direct, src_any, w_any, dst_any,
             strides, dilates, pad_l, pad_r);
-    p->fwd_pd = dnnl::convolution_forward::primitive_desc(fd, engine_);
+    // Scratchpads in user mode: one shared buffer (Staging) instead of one
+    // held by every primitive.
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    p->fwd_pd = dnnl::convolution_forward::primitive_desc(fd, attr, engine_);
     dnnl::convolution_backward_data::desc bd(dnnl::algorithm::convolution_direct,
         src_any, w_any, dst_any, strides, dilates, pad_l, pad_r);
     p->bwd_data_pd = dnnl::convolution_backward_data::primitive_desc(
-        bd, engine_, p->fwd_pd);
+        bd, attr, engine_, p->fwd_pd);
     dnnl::convolution_backward_weights::desc bw(dnnl::algorithm::convolution_direct,
         src_any, w_any, dst_any, strides, dilates, pad_l, pad_r);
     p->bwd_weights_pd = dnnl::convolution_backward_weights::primitive_desc(
-        bw, engine_, p->fwd_pd);
+        bw, attr, engine_, p->fwd_pd);
     p->fwd = dnnl::convolution_forward(p->fwd_pd);
     p->bwd_data = dnnl::convolution_backward_data(p->bwd_data_pd);
     p->bwd_weights = dnnl::convolution_backward_weights(p->bwd_weights_pd);
@@ -219,18 +245,16 @@ class DnnlConvolution::Impl {
     return p;
   }
 
+  // The shared scratchpad, large enough for `pd`.
+  memory Scratchpad(const dnnl::primitive_desc_base& pd) {
+    const memory::desc md = pd.scratchpad_desc();
+    vector<char>& buf = Staging().scratch;
+    if (buf.size() < md.get_size()) { buf.resize(md.get_size()); }
+    return memory(md, engine_, buf.data());
+  }
   void Reorder(const memory& from, const memory& to) {
     dnnl::reorder(from, to).execute(stream_, const_cast<memory&>(from),
                                     const_cast<memory&>(to));
-  }
-  void Reorder(const memory::desc& user, float* data, const memory& to) {
-    memory from(user, engine_, data);
-    if (from.get_desc() == to.get_desc()) {
-      std::copy(data, data + user.get_size() / sizeof(float),
-                static_cast<float*>(to.get_data_handle()));
-    } else {
-      Reorder(from, to);
-    }
   }
   // A memory in oneDNN's layout `want`, in `buf`, for writing.
   memory Buffer(const memory::desc& want, const memory::desc& user, float* data,
@@ -263,8 +287,6 @@ class DnnlConvolution::Impl {
   int threads_;  // OpenMP threads of every call (see ThreadsFor)
   shared_ptr<DnnlPlan> full_, rest_;
   memory::desc w_user_;
-  shared_ptr<memory> w_fwd_, w_bwd_, dw_;
-  vector<float> dw_user_;
 };
 
 bool DnnlConvolution::Available() { return true; }
@@ -284,7 +306,7 @@ void DnnlConvolution::Backward(const float* bottom, const float* top_diff,
 int DnnlConvolution::chunk() const { return impl_->chunk(); }
 int DnnlConvolution::threads() const { return impl_->threads(); }
 int DnnlConvolution::MaxThreads() { return omp_get_max_threads(); }
-const char* DnnlConvolution::implementation() const {
+std::string DnnlConvolution::implementation() const {
   return impl_->implementation();
 }
 
@@ -305,7 +327,7 @@ void DnnlConvolution::Backward(const float*, const float*, const float*,
 int DnnlConvolution::chunk() const { return 0; }
 int DnnlConvolution::threads() const { return 0; }
 int DnnlConvolution::MaxThreads() { return 1; }
-const char* DnnlConvolution::implementation() const { return "none"; }
+std::string DnnlConvolution::implementation() const { return "none"; }
 
 #endif  // SEPNETS_USE_DNNL
 

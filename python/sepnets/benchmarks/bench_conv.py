@@ -9,18 +9,15 @@ Convolution (engine CAFFE); the project's Caffe runs engine DEFAULT
 convolutions on oneDNN, which is measured too.
 """
 import os
-import re
-import subprocess
 import tempfile
 
-from . import REPO_ROOT
-from .caffeio.env import caffe_tool, import_caffe
-from .errors import UserError
-from .fileio import require_file, write_text_atomic
+from .. import REPO_ROOT
+from ..caffeio.proto import caffe_pb2, read_prototxt
+from ..errors import UserError
+from ..fileio import refuse_overwrite, write_text_atomic
+from .caffe_time import caffe_time, set_batch
 
 DEFAULT_MODEL = "prototxt/cifar10-resnet20/deploy.prototxt"
-_LAYER_TIME = re.compile(r"\]\s+(\S+)\s+(forward|backward): ([0-9.eE+-]+) ms\.")
-_TOTAL = re.compile(r"Average (Forward pass|Backward pass|Forward-Backward): ([0-9.eE+-]+) ms\.")
 
 
 # (label, layer type, convolution engine) of each timed variant; the first is
@@ -56,72 +53,27 @@ def variant(net, names, layer_type, engine, caffe_pb2):
     return out
 
 
-def set_batch(net, batch):
-    """Set the batch size of the Input layers (deploy prototxts)."""
-    found = False
-    for layer in net.layer:
-        if layer.type == "Input":
-            for shape in layer.input_param.shape:
-                shape.dim[0] = batch
-                found = True
-    return found
-
-
-def caffe_time(model_path, iterations, env=None, gpu=None):
-    """Run `caffe time` and return (per-layer {name: (fwd, bwd)}, totals)."""
-    cmd = [caffe_tool("caffe"), "time", "-model", model_path, "-iterations", str(iterations)]
-    if gpu is not None:
-        cmd += ["-gpu", str(gpu)]
-    run_env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0", **(env or {}))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env)
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise UserError(model_path, f"caffe time failed: {tail[0]}")
-    layers, totals = {}, {}
-    for line in proc.stderr.splitlines():
-        m = _LAYER_TIME.search(line)
-        if m:
-            fwd, bwd = layers.get(m.group(1), (0.0, 0.0))
-            value = float(m.group(3))
-            layers[m.group(1)] = (value, bwd) if m.group(2) == "forward" else (fwd, value)
-            continue
-        m = _TOTAL.search(line)
-        if m:
-            totals[m.group(1)] = float(m.group(2))
-    if not layers:
-        raise UserError(model_path, "caffe time printed no per-layer timings")
-    return layers, totals
-
-
 def compare(model, batch, iterations, repeats=1, gpu=None):
     """Time the stock and the pattern variant of `model`; returns a result dict."""
-    caffe = import_caffe()
-    from caffe.proto import caffe_pb2
     from google.protobuf import text_format
-
-    require_file(model, "prototxt")
-    net = caffe_pb2.NetParameter()
-    with open(model) as f:
-        try:
-            text_format.Merge(f.read(), net)
-        except text_format.ParseError as e:
-            raise UserError(model, f"not a valid NetParameter prototxt ({e})") from e
+    pb2 = caffe_pb2()
+    net = read_prototxt(model)
     if not set_batch(net, batch):
-        raise UserError(model, "no Input layer to set the batch size of (use a deploy prototxt)")
+        raise UserError(model, "no Input layer or input: header to set the batch size of "
+                               "(use a deploy prototxt)")
     changed = kxk_layers(net)
     if not changed:
         raise UserError(model, "no k x k (k > 1) Convolution layer to compare")
-    del caffe
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_conv_") as tmp:
         for i, (label, layer_type, engine) in enumerate(VARIANTS):
             path = os.path.join(tmp, f"variant{i}.prototxt")
             with open(path, "w") as f:
                 f.write(text_format.MessageToString(
-                    variant(net, changed, layer_type, engine, caffe_pb2)))
+                    variant(net, changed, layer_type, engine, pb2)))
             best = None
             for _ in range(repeats):
-                layers, totals = caffe_time(path, iterations, gpu=gpu)
+                layers, totals, _ = caffe_time(path, iterations, gpu=gpu)
                 fwd = sum(layers[n][0] for n in changed)
                 bwd = sum(layers[n][1] for n in changed)
                 if best is None or fwd + bwd < best["fwd"] + best["bwd"]:
@@ -164,6 +116,8 @@ def command(a):
         raise UserError(None, "--gpu must be a device id >= 0")
     model = a.model if os.path.isabs(a.model) or os.path.exists(a.model) \
         else os.path.join(REPO_ROOT, a.model)
+    if a.out:
+        refuse_overwrite(a.out, model)
     result = compare(model, a.batch, a.iterations, a.repeats, a.gpu)
     result["model"] = os.path.relpath(model, REPO_ROOT) if model.startswith(REPO_ROOT) else model
     table = format_table(result)
