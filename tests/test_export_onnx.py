@@ -396,3 +396,31 @@ def test_missing_file_and_output_equal_to_input(tmp_path):
     before = open(model, "rb").read()
     _one_line_error(*_run(proto, model, "-o", model), "overwrite")
     assert open(model, "rb").read() == before
+
+
+# ------------------------------------------------------------- size report
+
+def test_size_report_figures_are_the_files_the_tools_write(tmp_path):
+    """The size table's figures for a trained model equal the sizes of the files
+    tools/export_onnx.py and tools/pack_model.py write for it."""
+    from sepnets.deploy import size_report
+    model = os.path.join(REPO_ROOT, "runs/12000-iters/cifar10-resnet20/3_refined/"
+                                    "snap_iter_4000.caffemodel")
+    proto = _trained_prototxt(model)
+    [(row, kind, sizes, paper)] = size_report.trained_rows(paths=[model])
+    assert sizes["caffemodel"] == os.path.getsize(model)
+    for col, bits in ((".onnx INT2", "2"), (".onnx fp32", "32")):
+        out = str(tmp_path / f"m{bits}.onnx")
+        rc, _, err = _run(proto, model, "-o", out, "--pattern-bits", bits, "--input-shape",
+                          "3,32,32")
+        assert rc == 0, err
+        assert os.path.getsize(out) == sizes[col]
+    packed = str(tmp_path / "m.sepnet")
+    res = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "pack_model.py"),
+                          "pack", proto, model, "-o", packed], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert os.path.getsize(packed) == sizes[".sepnet"]
+    # the INT2 file is what the pattern layers promise: far below fp32
+    assert sizes[".onnx INT2"] < 0.2 * sizes[".onnx fp32"]
+    text = size_report.format_rows([(row, kind, sizes, paper)])
+    assert f"{sizes['.onnx INT2'] / 1e6:.3f}" in text

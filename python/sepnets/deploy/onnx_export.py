@@ -247,7 +247,7 @@ def main(argv=None):
          "caffemodel -o r20_fix.onnx --pattern-bits 4",
          "python tools/export_onnx.py prototxt/sepnet-b/deploy.prototxt sepnet_b.caffemodel "
          "-o sepnet_bq.onnx --bq",
-         "python tools/export_onnx.py --size-report docs/size_table.md"])
+         "python tools/export_onnx.py --size-report docs/deployment.md"])
     p.add_argument("prototxt", nargs="?", help="net definition (deploy, legacy input: header, "
                    "or train_val)")
     p.add_argument("caffemodel", nargs="?", help="trained weights")
@@ -260,8 +260,10 @@ def main(argv=None):
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="input shape for a train_val whose data layer does not tell it")
     p.add_argument("--size-report", metavar="OUT.md",
-                   help="instead: write the size table of every generated net "
-                        "(caffemodel, .sepnet, .onnx fp32 and pattern-bits) to OUT.md")
+                   help="instead: write the size table of every generated net and the "
+                        "trained models in runs/ (caffemodel, .sepnet, .onnx fp32/INT4/INT2) "
+                        "to OUT.md, a new file, or between the size-report markers of an "
+                        "existing one")
     a = p.parse_args(argv)
     if a.size_report:
         from .size_report import write_report
