@@ -68,6 +68,11 @@ def _baked(arrays, entry):
 
 # ------------------------------------------------------- every generated net
 
+def test_the_catalog_covers_every_deploy_prototxt():
+    files = set(glob.glob(os.path.join(REPO_ROOT, "prototxt", "*", "deploy.prototxt")))
+    assert files and files == {os.path.join(REPO_ROOT, e.deploy) for e in ENTRIES}
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 def test_generated_deploy_net_matches_caffe(entry):
     """Random weights (BatchNorm statistics, Scale and some alphas randomised too),
