@@ -30,12 +30,12 @@ def _logit_blobs(inet):
 
 
 def _compare(inet, arrays, shapes, source, bits=2, bq=False, caffe_arrays=None, batch=2,
-             seed=1):
+             seed=1, cnet=None):
     """Max relative difference, per compared blob, of onnxruntime vs Caffe."""
     extra = _logit_blobs(inet)
     model = onnx_export.build_model(inet, arrays, shapes, bits, bq, source, extra)
     ort = runtime.OnnxBackend(model, threads=1)
-    cb = runtime.CaffeBackend(inet, caffe_arrays or arrays, source)
+    cb = runtime.CaffeBackend(inet, caffe_arrays or arrays, source, cnet)
     rng = np.random.default_rng(seed)
     feeds = {name: rng.standard_normal((batch,) + tuple(shapes[name][1:])).astype(np.float32)
              for name in cb.inputs}
@@ -48,9 +48,10 @@ def _compare(inet, arrays, shapes, source, bits=2, bq=False, caffe_arrays=None, 
 
 
 def _random_net(deploy, seed=0):
+    """(InferenceNet, random {layer: [arrays]}, blob shapes, the pycaffe Net)."""
     inet = netdef.inference_net(deploy)
     cnet = netdef.caffe_net(inet, deploy)
-    return inet, runtime.random_weights(inet, cnet, seed), netdef.blob_shapes(cnet)
+    return inet, runtime.random_weights(inet, cnet, seed), netdef.blob_shapes(cnet), cnet
 
 
 def _stored(model):
@@ -79,10 +80,10 @@ def test_generated_deploy_net_matches_caffe(entry):
     batch 2, INT2 patterns. Fix-pattern nets: the parent's deploy with the pattern
     layers' weights baked to +/-offset, which the exporter must detect."""
     deploy = os.path.join(REPO_ROOT, entry.deploy)
-    inet, arrays, shapes = _random_net(deploy)
+    inet, arrays, shapes, cnet = _random_net(deploy)
     if entry.kind == "fix-pattern":
         arrays = _baked(arrays, entry)
-    model, diffs = _compare(inet, arrays, shapes, deploy)
+    model, diffs = _compare(inet, arrays, shapes, deploy, cnet=cnet)
     assert max(diffs.values()) < TOL, diffs
     n_patterns = sum(1 for kind, _ in _stored(model).values() if kind == "pattern")
     assert n_patterns == len(entry.pattern_layers)
@@ -91,7 +92,7 @@ def test_generated_deploy_net_matches_caffe(entry):
 
 def test_fp32_int4_int8_exports_match_caffe():
     deploy = os.path.join(REPO_ROOT, "prototxt/cifar10-resnet20-pattern-mean/deploy.prototxt")
-    inet, arrays, shapes = _random_net(deploy, seed=3)
+    inet, arrays, shapes, _ = _random_net(deploy, seed=3)
     for bits, opset in ((32, 21), (8, 21), (4, 21)):
         model, diffs = _compare(inet, arrays, shapes, deploy, bits)
         assert max(diffs.values()) < TOL, (bits, diffs)
@@ -102,7 +103,7 @@ def test_bq_matches_caffe_with_dequantized_weights():
     """--bq: INT8 1x1/FC weights; Caffe runs the same net with those weights
     dequantized back into it. The quantization must really change them."""
     deploy = os.path.join(REPO_ROOT, "prototxt/sepnet-b/deploy.prototxt")
-    inet, arrays, shapes = _random_net(deploy, seed=4)
+    inet, arrays, shapes, _ = _random_net(deploy, seed=4)
     deq = weights.bq_dequantized(inet, arrays)
     changed = [n for n in deq if not all(np.array_equal(a, b) for a, b in zip(deq[n], arrays[n]))]
     assert "fc" in changed and len(changed) >= 10
@@ -134,7 +135,7 @@ def test_trained_resnet20_matches_caffe(model_path):
     proto = _trained_prototxt(model_path)
     inet, cnet, arrays = netdef.load(proto, model_path, (3, 32, 32))
     shapes = netdef.blob_shapes(cnet)
-    model, diffs = _compare(inet, arrays, shapes, proto)
+    model, diffs = _compare(inet, arrays, shapes, proto, cnet=cnet)
     assert max(diffs.values()) < TOL, diffs
     n_patterns = sum(1 for kind, _ in _stored(model).values() if kind == "pattern")
     rel = os.path.relpath(model_path, REPO_ROOT)
@@ -148,7 +149,7 @@ def test_pattern_storage_is_pattern_bits_per_weight(bits):
     """Serialized initializers of the pattern layers (integers + fp32 scale,
     names and dims included) within 5% of bits per weight + 32 per filter."""
     deploy = os.path.join(REPO_ROOT, "prototxt/cifar10-resnet20-pattern-mean/deploy.prototxt")
-    inet, arrays, shapes = _random_net(deploy)
+    inet, arrays, shapes, _ = _random_net(deploy)
     model = onnx_export.build_model(inet, arrays, shapes, bits, False, deploy)
     stored = _stored(model)
     entry = next(e for e in ENTRIES if e.name == "cifar10-resnet20-pattern-mean")

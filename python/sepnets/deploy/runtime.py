@@ -15,10 +15,11 @@ class CaffeBackend:
     """pycaffe forward of an InferenceNet with given weights."""
     name = "caffe"
 
-    def __init__(self, inet, arrays, source):
+    def __init__(self, inet, arrays, source, cnet=None):
+        """`cnet`: a pycaffe Net of `inet` already built (saves building it again)."""
         caffe = io.import_caffe()
         caffe.set_mode_cpu()
-        self.cnet = netdef.caffe_net(inet, source)
+        self.cnet = cnet if cnet is not None else netdef.caffe_net(inet, source)
         io.set_net_params(self.cnet, arrays, source)
         self.inputs = list(self.cnet.inputs)
         self.outputs = list(self.cnet.outputs)
