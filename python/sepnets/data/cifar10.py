@@ -13,6 +13,10 @@ mean_test.binaryproto, info.json}``:
    test images, with a separate mean file per split (its paddedmean /
    mean.binaryproto pair).
 
+Version 1's info.json names ``zca.npz`` (arrays ``mean`` (3072,) and
+``matrix`` (3072, 3072), float32): the whitening fitted on the training set,
+so that new images (tools/classify.py) get exactly the training transform.
+
 Versions 1 and 3 are float data, stored as float Datums. The training set is
 shuffled with a fixed seed because Caffe's Data layer reads an LMDB in key
 order and an image-folder tree arrives sorted by class; the test set keeps
@@ -37,6 +41,7 @@ VERSIONS = {
 }
 GCN_SCALE = 55.0
 ZCA_FILTER_BIAS = 0.1
+ZCA_FILE = "zca.npz"
 PAD = 4
 _CHUNK = 5000
 
@@ -82,8 +87,10 @@ def _pad(image):
     return np.pad(image, ((0, 0), (PAD, PAD), (PAD, PAD)))
 
 
-def preprocess(data, version, progress=None):
-    """{split: (images, labels, pad)} for one version; images in the stored dtype."""
+def preprocess(data, version, progress=None, constants=None):
+    """{split: (images, labels, pad)} for one version; images in the stored dtype.
+
+    `constants` (a dict), if given, receives the fitted ZCA ``mean``/``matrix``."""
     say = progress or (lambda _m: None)
     if version == 2:
         return {s: (data.images[s], data.labels[s], False) for s in sources.SPLITS}
@@ -92,6 +99,8 @@ def preprocess(data, version, progress=None):
     if version == 1:
         say("  fitting ZCA whitening on the training set")
         mean, p = zca_fit(normed["train"])
+        if constants is not None:
+            constants.update(mean=mean, matrix=p)
         say("  applying ZCA whitening")
         return {s: (zca_apply(normed[s], mean, p), data.labels[s], False) for s in sources.SPLITS}
     if version == 3:
@@ -120,7 +129,8 @@ def write_version(data, out, version, progress=print, seed=0):
     vdir = os.path.join(os.path.abspath(out), f"v{version}")
     progress(f"version {version}: {VERSIONS[version]}")
     data = shuffled(data, seed)
-    splits = preprocess(data, version, progress)
+    zca = {}
+    splits = preprocess(data, version, progress, zca)
     info = {"version": version, "description": VERSIONS[version],
             "source": data.source, "source_form": data.form,
             "channel_order": "RGB", "label_names": list(sources.CLASSES),
@@ -129,6 +139,7 @@ def write_version(data, out, version, progress=print, seed=0):
         info["gcn_scale"] = GCN_SCALE
     if version == 1:
         info["zca_filter_bias"] = ZCA_FILTER_BIAS
+        info["zca_file"] = ZCA_FILE
     with atomic_path(vdir, is_dir=True) as tmp:
         for split in sources.SPLITS:
             images, labels, pad = splits[split]
@@ -143,6 +154,9 @@ def write_version(data, out, version, progress=print, seed=0):
             info["splits"][split] = {
                 "count": int(len(labels)), "shape": shape, "dtype": str(images.dtype),
                 "per_class": np.bincount(labels, minlength=len(sources.CLASSES)).tolist()}
+        if zca:
+            with open(os.path.join(tmp, ZCA_FILE), "wb") as f:
+                np.savez(f, mean=zca["mean"], matrix=zca["matrix"])
         write_text_atomic(os.path.join(tmp, "info.json"), json.dumps(info, indent=2) + "\n")
         _modes_from_umask(tmp)
     progress(f"version {version}: wrote {vdir} in {time.time() - t0:.1f} s")

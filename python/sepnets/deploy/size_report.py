@@ -1,0 +1,134 @@
+"""The deployment size table: what each generated net takes on disk as a
+caffemodel, a .sepnet file and an ONNX file (fp32, and with the pattern signs
+as INT2/INT4), beside the paper's sizes.
+
+Every figure is the byte length of a file the project's own code writes for
+that net (pycaffe's Net.save, sepnets.packing, this package's exporter), not
+a formula. Untrained nets get their fillers' random weights (sizes depend on
+shapes only); fix-pattern nets get their parent's weights with the pattern
+layers baked to +/-offset, as the release stores them; the trained ResNet-20
+models in runs/ are measured as they are.
+"""
+import glob
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from . import _caffeio as io
+from . import netdef
+from .onnx_export import build_model
+from .runtime import random_weights
+
+COLUMNS = ("caffemodel", ".sepnet", ".onnx fp32", ".onnx INT4", ".onnx INT2")
+
+
+def _model_file_sizes(inet, arrays, shapes, source, bq=False):
+    """{column: bytes} for one net with one set of weights."""
+    cnet = netdef.caffe_net(inet, source)
+    io.set_net_params(cnet, arrays, source)
+    fd, tmp = tempfile.mkstemp(suffix=".caffemodel")
+    os.close(fd)
+    try:
+        cnet.save(tmp)
+        sizes = {"caffemodel": os.path.getsize(tmp)}
+        model = io.read_caffemodel(tmp)
+        sizes[".sepnet"] = len(io.pack_sepnet(inet.net, model, source, tmp, bq))
+    finally:
+        os.remove(tmp)
+    for col, bits in ((".onnx fp32", 32), (".onnx INT4", 4), (".onnx INT2", 2)):
+        m = build_model(inet, arrays, shapes, bits, bq and bits != 32, source)
+        sizes[col] = len(m.SerializeToString())
+    return sizes
+
+
+def catalog_rows(progress=None, names=None):
+    """[(row, kind, {column: bytes}, paper MB or None)] for the generated nets."""
+    say = progress or (lambda _m: None)
+    rows, weights = [], {}
+    for e in io.catalog():
+        if names and e.name not in names:
+            continue
+        t0 = time.time()
+        deploy = os.path.join(io.REPO_ROOT, e.deploy)
+        inet = netdef.inference_net(deploy)
+        if deploy not in weights:
+            cnet = netdef.caffe_net(inet, deploy)
+            weights[deploy] = (random_weights(inet, cnet, 0), netdef.blob_shapes(cnet))
+        arrays, shapes = weights[deploy]
+        if e.kind == "fix-pattern":
+            arrays = dict(arrays)
+            for name in e.pattern_layers:
+                w = arrays[name][0]
+                arrays[name] = [io.bake(w, np.full(w.shape[0], e.offset, np.float32))] \
+                    + list(arrays[name][1:])
+        for row, bq in [(e.name, False)] + ([(io.BQ_OF[e.name], True)]
+                                            if e.name in io.BQ_OF else []):
+            sizes = _model_file_sizes(inet, arrays, shapes, deploy, bq)
+            paper = io.PAPER_SIZES_MB.get(io.PAPER_NAMES.get(row, row))
+            rows.append((row, "pattern (BQ)" if bq else e.kind, sizes, paper))
+        say(f"{e.name}: {time.time() - t0:.1f} s")
+    return rows
+
+
+def trained_rows(progress=None, paths=None):
+    """Rows for the trained ResNet-20 models tracked in runs/ (their train_val
+    prototxts; stock Convolutions holding baked patterns are detected)."""
+    say = progress or (lambda _m: None)
+    rows = []
+    pattern = os.path.join(io.REPO_ROOT, "runs", "**", "*.caffemodel")
+    for model_path in paths or sorted(glob.glob(pattern, recursive=True)):
+        folder = os.path.dirname(model_path)
+        protos = [p for p in (os.path.join(folder, "train_val.prototxt"),
+                              model_path[:-len(".caffemodel")] + ".prototxt")
+                  if os.path.isfile(p)]
+        if not protos:
+            continue
+        inet, cnet, arrays = netdef.load(protos[0], model_path, (3, 32, 32))
+        sizes = _model_file_sizes(inet, arrays, netdef.blob_shapes(cnet), protos[0])
+        sizes["caffemodel"] = os.path.getsize(model_path)   # the file as trained
+        rel = os.path.relpath(model_path, io.REPO_ROOT)
+        rows.append((f"`{rel}`", "trained", sizes, None))
+        say(f"{rel}")
+    return rows
+
+
+def format_rows(rows):
+    head = "| Net | Kind | " + " | ".join(f"{c} (MB)" for c in COLUMNS) + " | Paper (MB) |"
+    lines = [head, "|---|---|" + "---:|" * (len(COLUMNS) + 1)]
+    for row, kind, sizes, paper in rows:
+        cells = [f"{sizes[c] / io.MB:.3f}" for c in COLUMNS]
+        lines.append(f"| {row} | {kind} | " + " | ".join(cells)
+                     + f" | {'' if paper is None else f'{paper:.1f}'} |")
+    return "\n".join(lines)
+
+
+def report(progress=None, names=None, trained=True):
+    rows = catalog_rows(progress, names)
+    text = ("Sizes on disk (MB = 10^6 bytes) of the files the project writes for each net; "
+            "written by `python tools/export_onnx.py --size-report`.\n\n" + format_rows(rows))
+    if trained:
+        text += ("\n\nThe trained ResNet-20 models in `runs/` (caffemodel: the file itself):\n\n"
+                 + format_rows(trained_rows(progress)))
+    return text + "\n"
+
+
+BEGIN, END = "<!-- size-report:begin -->", "<!-- size-report:end -->"
+
+
+def write_report(path, progress=None, names=None, trained=True):
+    """Write the report to `path`; a file holding the BEGIN/END markers (the
+    deployment doc) gets only the part between them replaced."""
+    text = report(progress, names, trained)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+        if BEGIN not in old or END not in old.split(BEGIN, 1)[1]:
+            raise io.UserError(path, f"exists and holds no {BEGIN} ... {END} block to "
+                                     "replace; choose a new file")
+        head, rest = old.split(BEGIN, 1)
+        text = head + BEGIN + "\n" + text + END + rest.split(END, 1)[1]
+    io.write_text_atomic(path, text)
+    if progress:
+        progress(f"wrote {path}")
