@@ -17,11 +17,13 @@ from sepnets import REPO_ROOT
 from sepnets.data import cifar10
 from sepnets.data.cifar10_sources import CLASSES, Cifar10
 from sepnets.data.datum_lmdb import write_mean_binaryproto
-from sepnets.deploy import preprocess
+from sepnets.deploy import preprocess, trained
 
 TOOL = os.path.join(REPO_ROOT, "tools", "classify.py")
 EXPORT = os.path.join(REPO_ROOT, "tools", "export_onnx.py")
-RUN = os.path.join(REPO_ROOT, "runs", "12000-iters-ste6000-m20", "cifar10-resnet20", "4b_ste_bn")
+#: the STE pattern model (BatchNorm statistics re-estimated) and its net's train_val
+STE = trained.model("cifar10-resnet20-ste-m20-bn")
+TRAIN_VAL, CAFFEMODEL = STE.path(STE.train_val), STE.path(STE.caffemodel)
 PER_CLASS = {"train": 4, "test": 10}
 
 
@@ -194,8 +196,7 @@ def test_trained_resnet20_classifies_real_images_alike_in_both_backends(
     root, _ = cifar_files
     out = tmp_path / "scores.json"
     rc, stdout, stderr = _classify(
-        "--model", os.path.join(RUN, "train_val.prototxt"),
-        os.path.join(RUN, "snap_iter_200.caffemodel"), str(root / "test"), "--compare",
+        "--model", TRAIN_VAL, CAFFEMODEL, str(root / "test"), "--compare",
         "--data", cifar_versions[3], "--json", str(out), "--batch", "32")
     assert rc == 0, stderr
     assert "100/100 images" in stderr           # the progress bar on a folder
@@ -213,15 +214,13 @@ def test_exported_onnx_file_carries_its_preprocessing(cifar_files, cifar_version
     classifies without a prototxt, with the scores Caffe gives."""
     root, got = cifar_files
     onnx_path = tmp_path / "r20.onnx"
-    res = subprocess.run([sys.executable, EXPORT, os.path.join(RUN, "train_val.prototxt"),
-                          os.path.join(RUN, "snap_iter_200.caffemodel"), "-o", str(onnx_path)],
+    res = subprocess.run([sys.executable, EXPORT, TRAIN_VAL, CAFFEMODEL, "-o", str(onnx_path)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     files = [p for p, _, _ in got["test"][::7]]
     scores = {}
     for backend, model in (("onnxruntime", [str(onnx_path)]),
-                           ("caffe", [os.path.join(RUN, "train_val.prototxt"),
-                                      os.path.join(RUN, "snap_iter_200.caffemodel")])):
+                           ("caffe", [TRAIN_VAL, CAFFEMODEL])):
         out = tmp_path / f"{backend}.json"
         rc, stdout, stderr = _classify("--model", *model, *files, "--data", cifar_versions[3],
                                        "--backend", backend, "--json", str(out), "--top", "3")
@@ -245,18 +244,18 @@ def test_bad_input_is_one_line(cifar_files, cifar_versions, tmp_path):
     img = got["test"][0][0]
     deploy = os.path.join(REPO_ROOT, "prototxt", "cifar10-resnet20-pattern-mean",
                           "deploy.prototxt")
-    model = os.path.join(RUN, "snap_iter_200.caffemodel")
+    model = CAFFEMODEL
     rc, _, err = _classify("--model", deploy, model, img)
     _one_line(rc, err, "deploy.prototxt", "--train-val")
-    rc, _, err = _classify("--model", os.path.join(RUN, "train_val.prototxt"), model,
+    rc, _, err = _classify("--model", TRAIN_VAL, model,
                            str(tmp_path / "missing.jpg"))
     _one_line(rc, err, "missing.jpg", "not found")
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
-    rc, _, err = _classify("--model", os.path.join(RUN, "train_val.prototxt"), model,
+    rc, _, err = _classify("--model", TRAIN_VAL, model,
                            str(bad), "--data", cifar_versions[3])
     _one_line(rc, err, "notes.jpg", "cannot read the image")
-    rc, _, err = _classify("--model", os.path.join(RUN, "train_val.prototxt"), model,
+    rc, _, err = _classify("--model", TRAIN_VAL, model,
                            img, "--data", str(tmp_path))
     _one_line(rc, err, str(tmp_path), "neither")
     rc, _, err = _classify("--model", deploy, img)

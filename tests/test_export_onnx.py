@@ -4,6 +4,7 @@ Caffe's pooling edge cases and every supported layer type; pattern layers are
 stored at pattern-bits per weight; bad input is one line and writes nothing."""
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -13,14 +14,13 @@ import pytest
 from google.protobuf import text_format
 
 from sepnets import REPO_ROOT
-from sepnets.deploy import netdef, onnx_export, runtime, weights
+from sepnets.deploy import netdef, onnx_export, runtime, trained, weights
 from sepnets.netgen.catalog import catalog
 
 TOOL = os.path.join(REPO_ROOT, "tools", "export_onnx.py")
 TOL = 1e-4
 ENTRIES = catalog()
-TRAINED = sorted(glob.glob(os.path.join(REPO_ROOT, "runs", "**", "*.caffemodel"),
-                           recursive=True))
+TRAINED = trained.trained_models()
 
 
 def _logit_blobs(inet):
@@ -117,29 +117,51 @@ def test_bq_matches_caffe_with_dequantized_weights():
 
 # ----------------------------------------------------------- trained models
 
-def _trained_prototxt(model_path):
-    folder = os.path.dirname(model_path)
-    own = model_path[:-len(".caffemodel")] + ".prototxt"
-    return own if os.path.isfile(own) else os.path.join(folder, "train_val.prototxt")
-
-
 def test_trained_models_are_in_the_repo():
-    assert len(TRAINED) >= 8
+    """Every folder of models/ holds a model, and the table of their nets
+    covers exactly those folders."""
+    folders = sorted(d for d in os.listdir(os.path.join(REPO_ROOT, "models"))
+                     if os.path.isdir(os.path.join(REPO_ROOT, "models", d)))
+    assert len(folders) >= 6
+    assert [m.name for m in TRAINED] == folders == sorted(trained.NETS)
 
 
-@pytest.mark.parametrize("model_path", TRAINED, ids=lambda p: os.path.relpath(p, REPO_ROOT))
-def test_trained_resnet20_matches_caffe(model_path):
-    """The committed models through their own train_val (TEST phase; the data
-    layer becomes the input); stock Convolutions binarized by the runner
-    (2_bipattern, 3_refined) are recognised as patterns."""
-    proto = _trained_prototxt(model_path)
-    inet, cnet, arrays = netdef.load(proto, model_path, (3, 32, 32))
+@pytest.mark.parametrize("m", TRAINED, ids=lambda m: m.name)
+def test_trained_model_net_is_the_one_its_readme_names(m):
+    """The table and the model's readme name the same prototxt/ folder, one of
+    the generated nets; the readme's caffemodel is the file the table uses."""
+    readme = open(os.path.join(REPO_ROOT, "models", m.name, "readme.md")).read()
+    named = set(re.findall(r"for the net in `prototxt/([^/`]+)/", readme))
+    assert named == {m.net}, (m.name, named)
+    assert f"\ncaffemodel: {os.path.basename(m.caffemodel)}\n" in readme
+    assert m.net in {e.name for e in ENTRIES}
+    assert os.path.join(REPO_ROOT, m.train_val) in {os.path.join(REPO_ROOT, e.train_val)
+                                                    for e in ENTRIES}
+
+
+def test_a_model_without_a_net_is_one_clear_error(monkeypatch):
+    """A models/ folder the table lacks is named, with where to add it."""
+    from sepnets.errors import UserError
+    monkeypatch.setattr(trained, "model_folders", lambda: ["cifar10-resnet20-new"])
+    with pytest.raises(UserError) as e:
+        trained.trained_models()
+    assert "models/cifar10-resnet20-new" in str(e.value) and "NETS" in str(e.value)
+
+
+@pytest.mark.parametrize("m", TRAINED, ids=lambda m: m.name)
+def test_trained_resnet20_matches_caffe(m):
+    """The models in models/ through the train_val of their net (TEST phase;
+    the data layer becomes the input); stock Convolutions binarized by the
+    runner (bipattern, refined) are recognised as patterns."""
+    proto = m.path(m.train_val)
+    inet, cnet, arrays = netdef.load(proto, m.path(m.caffemodel), (3, 32, 32))
     shapes = netdef.blob_shapes(cnet)
     model, diffs = _compare(inet, arrays, shapes, proto, cnet=cnet)
     assert max(diffs.values()) < TOL, diffs
     n_patterns = sum(1 for kind, _ in _stored(model).values() if kind == "pattern")
-    rel = os.path.relpath(model_path, REPO_ROOT)
-    assert n_patterns == (0 if "1_full" in rel else 18), rel
+    entry = next(e for e in ENTRIES if e.name == m.net)
+    assert n_patterns == len(entry.pattern_layers), m.name
+    assert (n_patterns == 0) == (entry.kind == "full"), m.name
 
 
 # ------------------------------------------------------------------ storage
@@ -410,10 +432,10 @@ def test_size_report_figures_are_the_files_the_tools_write(tmp_path):
     """The size table's figures for a trained model equal the sizes of the files
     tools/export_onnx.py and tools/pack_model.py write for it."""
     from sepnets.deploy import size_report
-    model = os.path.join(REPO_ROOT, "runs/12000-iters/cifar10-resnet20/3_refined/"
-                                    "snap_iter_4000.caffemodel")
-    proto = _trained_prototxt(model)
-    [(row, kind, sizes, paper)] = size_report.trained_rows(paths=[model])
+    m = trained.model("cifar10-resnet20-12000-refined")
+    proto, model = m.path(m.train_val), m.path(m.caffemodel)
+    [(row, kind, sizes, paper)] = size_report.trained_rows(models=[m])
+    assert row == f"`{m.caffemodel}`"
     assert sizes["caffemodel"] == os.path.getsize(model)
     for col, bits in ((".onnx INT2", "2"), (".onnx fp32", "32")):
         out = str(tmp_path / f"m{bits}.onnx")

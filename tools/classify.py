@@ -13,9 +13,9 @@ def build_parser():
         "training data was (the TEST data layer of its train_val and the prepared data\n"
         "folder's records: CIFAR-10 versions 1/2/3, ImageNet mean and crop). Images in\n"
         "class-named folders also get an accuracy.",
-        ["python tools/classify.py --model runs/12000-iters-ste6000-m20/cifar10-resnet20/"
-         "4b_ste_bn/train_val.prototxt runs/12000-iters-ste6000-m20/cifar10-resnet20/"
-         "4b_ste_bn/snap_iter_200.caffemodel cifar10-test/ --compare",
+        ["python tools/classify.py --model prototxt/cifar10-resnet20-pattern-mean/"
+         "train_val.prototxt models/cifar10-resnet20-ste-m20-bn/cifar10-resnet20-ste-m20-bn."
+         "caffemodel cifar10-test/ --compare",
          "python tools/classify.py --model r20.onnx cat.png dog.jpg --top 3",
          "python tools/classify.py --model prototxt/googlenet/deploy.prototxt g.caffemodel "
          "--train-val prototxt/googlenet/train_val.prototxt --data data/ilsvrc12 img.jpg"])

@@ -16,9 +16,9 @@ def build_parser():
         "A train_val prototxt works too (TEST phase; data layers become the input).",
         ["python tools/export_onnx.py prototxt/cifar10-resnet20-pattern-mean/deploy.prototxt "
          "r20_pattern.caffemodel -o r20.onnx",
-         "python tools/export_onnx.py runs/12000-iters/cifar10-resnet20/3_refined/"
-         "train_val.prototxt runs/12000-iters/cifar10-resnet20/3_refined/snap_iter_4000."
-         "caffemodel -o r20_fix.onnx --pattern-bits 4",
+         "python tools/export_onnx.py prototxt/cifar10-resnet20-fix-pattern/train_val.prototxt "
+         "models/cifar10-resnet20-12000-refined/cifar10-resnet20-12000-refined.caffemodel "
+         "-o r20_fix.onnx --pattern-bits 4",
          "python tools/export_onnx.py prototxt/sepnet-b/deploy.prototxt sepnet_b.caffemodel "
          "-o sepnet_bq.onnx --bq",
          "python tools/export_onnx.py --size-report docs/deployment.md"])
@@ -35,7 +35,7 @@ def build_parser():
                    help="input shape for a train_val whose data layer does not tell it")
     p.add_argument("--size-report", metavar="OUT.md",
                    help="instead: write the size table of every generated net and the "
-                        "trained models in runs/ (caffemodel, .sepnet, .onnx fp32/INT4/INT2) "
+                        "trained models in models/ (caffemodel, .sepnet, .onnx fp32/INT4/INT2) "
                         "to OUT.md, a new file, or between the size-report markers of an "
                         "existing one")
     return p

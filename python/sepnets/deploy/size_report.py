@@ -3,13 +3,13 @@ caffemodel, a .sepnet file and an ONNX file (fp32, and with the pattern signs
 as INT2/INT4), beside the paper's sizes.
 
 Every figure is the byte length of a file the project's own code writes for
-that net (pycaffe's Net.save, sepnets.packing, this package's exporter), not
-a formula. Untrained nets get their fillers' random weights (sizes depend on
-shapes only); fix-pattern nets get their parent's weights with the pattern
-layers baked to +/-offset, as the release stores them; the trained ResNet-20
-models in runs/ are measured as they are.
+that net (pycaffe's Net.save, sepnets.compress.pack_model, this package's
+exporter), not a formula. Untrained nets get their fillers' random weights
+(sizes depend on shapes only); fix-pattern nets get their parent's weights
+with the pattern layers baked to +/-offset, as the release stores them; the
+trained models in models/ are measured as they are, each through the train_val
+of its net (sepnets.deploy.trained).
 """
-import glob
 import os
 import tempfile
 import time
@@ -20,6 +20,7 @@ from . import _caffeio as io
 from . import netdef
 from .onnx_export import build_model
 from .runtime import random_weights
+from .trained import trained_models
 
 COLUMNS = ("caffemodel", ".sepnet", ".onnx fp32", ".onnx INT4", ".onnx INT2")
 
@@ -72,25 +73,19 @@ def catalog_rows(progress=None, names=None):
     return rows
 
 
-def trained_rows(progress=None, paths=None):
-    """Rows for the trained ResNet-20 models tracked in runs/ (their train_val
-    prototxts; stock Convolutions holding baked patterns are detected)."""
+def trained_rows(progress=None, models=None):
+    """Rows for the trained models in models/ (or `models`, TrainedModels),
+    each through the train_val of its net; stock Convolutions holding baked
+    patterns are detected."""
     say = progress or (lambda _m: None)
     rows = []
-    pattern = os.path.join(io.REPO_ROOT, "runs", "**", "*.caffemodel")
-    for model_path in paths or sorted(glob.glob(pattern, recursive=True)):
-        folder = os.path.dirname(model_path)
-        protos = [p for p in (os.path.join(folder, "train_val.prototxt"),
-                              model_path[:-len(".caffemodel")] + ".prototxt")
-                  if os.path.isfile(p)]
-        if not protos:
-            continue
-        inet, cnet, arrays = netdef.load(protos[0], model_path, (3, 32, 32))
-        sizes = _model_file_sizes(inet, arrays, netdef.blob_shapes(cnet), protos[0])
+    for m in trained_models() if models is None else models:
+        proto, model_path = m.path(m.train_val), m.path(m.caffemodel)
+        inet, cnet, arrays = netdef.load(proto, model_path, (3, 32, 32))
+        sizes = _model_file_sizes(inet, arrays, netdef.blob_shapes(cnet), proto)
         sizes["caffemodel"] = os.path.getsize(model_path)   # the file as trained
-        rel = os.path.relpath(model_path, io.REPO_ROOT)
-        rows.append((f"`{rel}`", "trained", sizes, None))
-        say(f"{rel}")
+        rows.append((f"`{m.caffemodel}`", f"trained ({m.net})", sizes, None))
+        say(m.caffemodel)
     return rows
 
 
@@ -109,7 +104,8 @@ def report(progress=None, names=None, trained=True):
     text = ("Sizes on disk (MB = 10^6 bytes) of the files the project writes for each net; "
             "written by `python tools/export_onnx.py --size-report`.\n\n" + format_rows(rows))
     if trained:
-        text += ("\n\nThe trained ResNet-20 models in `runs/` (caffemodel: the file itself):\n\n"
+        text += ("\n\nThe trained models in `models/`, each through the train_val of its "
+                 "net (Kind: its `prototxt/` folder; caffemodel: the file itself):\n\n"
                  + format_rows(trained_rows(progress)))
     return text + "\n"
 
