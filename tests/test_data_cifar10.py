@@ -369,3 +369,53 @@ def test_existing_output_is_never_half_overwritten(sources, tmp_path):
     np.testing.assert_array_equal(before[1], after[1])
     assert sorted(os.listdir(out)) == ["v2"]            # no temporary leftovers
     assert sorted(os.listdir(out / "v2")) == sorted(os.listdir(first))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_cli_archive_cut_short_is_refused(repo_root, sources, tmp_path, keep):
+    """An interrupted download of a tar.gz: tarfile's stream mode alone reads a
+    gzip stream cut at some points as a shorter valid archive (exit 0 with
+    classes missing); the loader must notice the early end."""
+    data = open(sources["folder-tar"], "rb").read()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[:int(len(data) * keep)])
+    res = _cli(repo_root, "--source", str(cut), "--out", str(tmp_path / "o"))
+    _one_line_error(res, "cut.tar.gz", "archive ends early")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_gzip_cut_at_a_member_boundary_is_refused(tmp_path):
+    """The silent case: the compressed data stops right after whole members
+    (tar's end-of-archive blocks included), so only the missing gzip trailer
+    shows the cut."""
+    import gzip as _gzip
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        info = tarfile.TarInfo("cifar-10-batches-bin/readme.html")
+        info.size = 5
+        tf.addfile(info, io.BytesIO(b"hello"))
+    whole = _gzip.compress(raw.getvalue())
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole[:-8])                  # drop the CRC32/size trailer
+    with pytest.raises(UserError, match="archive ends early"):
+        cifar10_sources.load(str(cut), progress=_quiet)
+
+
+@pytest.mark.parametrize("how", ["missing", "empty"])
+def test_cli_folder_with_missing_or_empty_class_is_refused(repo_root, sources, tmp_path, how):
+    d = tmp_path / "tree"
+    shutil.copytree(sources["folder-dir"], d)
+    shutil.rmtree(d / "train" / "dog")
+    if how == "empty":
+        (d / "train" / "dog").mkdir()
+    res = _cli(repo_root, "--source", str(d), "--out", str(tmp_path / "o"))
+    _one_line_error(res, str(d), "train/", "class dog", "10 classes")
+
+
+def test_archive_missing_a_class_is_refused(sources, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(sources["folder-dir"], src)
+    shutil.rmtree(src / "test" / "ship")
+    arc = _tar(str(src), "cifar10-jpeg", str(tmp_path / "nine.tar.gz"))
+    with pytest.raises(UserError, match=r"'test/'.*class ship"):
+        cifar10_sources.load(arc, progress=_quiet)

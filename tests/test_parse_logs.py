@@ -236,3 +236,21 @@ def test_nested_runs_are_found_and_told_apart(logs):
     out = _tool("plot_logs.py", logs, "--dpi", "40")
     assert out.returncode == 0, out.stderr
     assert (again / plots.FIGURE_NAME).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("flag", ["--top1", "--top5"])
+def test_unknown_output_name_is_refused_before_writing(logs, flag):
+    """A --top1/--top5 name no log reports used to print a table of "-" and
+    overwrite results.md; now it is one line naming the name and the outputs
+    the logs have, and no file changes."""
+    assert _tool("parse_logs.py", logs, "--quiet").returncode == 0
+    before = {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()}
+    out = _tool("parse_logs.py", logs, flag, "nosuch")
+    assert out.returncode == 2, out.stdout + out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in out.stderr
+    assert last.startswith(f"parse_logs.py: error: {logs}: {flag} nosuch: no log has")
+    assert "accuracy_top5" in last and "accuracy" in last
+    assert {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()} == before
+    # a name some log has is still accepted
+    assert _tool("parse_logs.py", logs, "--quiet", flag, "accuracy").returncode == 0

@@ -10,8 +10,11 @@ Tar archives are read as a stream (one pass, nothing extracted to disk) and
 pickles with an unpickler that only rebuilds numpy arrays, because a
 downloaded archive is untrusted input.
 """
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import os
 import pickle
 import tarfile
@@ -140,6 +143,21 @@ def _from_batches(found, names, parse, source, form):
     return Cifar10(images, labels, source, form)
 
 
+OFFICIAL_COUNTS = {"train": 50000, "test": 10000}
+
+
+def _check_classes(sel, split, source):
+    """Every class must have images in every split: a missing or empty class
+    folder (or an archive cut short, which in the official order loses whole
+    classes) would otherwise train a silently 9-class (or worse) model."""
+    present = {it[1] for it in sel}
+    missing = [c for c in CLASSES if c not in present]
+    if missing:
+        raise UserError(source, f"image folder '{split}/' has {len(sel):,} images but none of "
+                        f"class {', '.join(missing)} (missing or empty class folder; CIFAR-10 "
+                        f"has {OFFICIAL_COUNTS[split]:,} {split} images in {len(CLASSES)} classes)")
+
+
 def _from_folder_items(items, source):
     """items: list of (split, class, name, where, image-bytes-or-array)."""
     images, labels = {}, {}
@@ -147,6 +165,7 @@ def _from_folder_items(items, source):
         sel = sorted((it for it in items if it[0] == split), key=lambda it: (it[1], it[2]))
         if not sel:
             raise UserError(source, f"image folder has no '{split}/<class>/' images")
+        _check_classes(sel, split, source)
         labels[split] = np.array([_class_label(it[1], it[3]) for it in sel], np.int64)
         images[split] = np.stack([it[4] if isinstance(it[4], np.ndarray)
                                   else _decode_image(it[4], it[3]) for it in sel])
@@ -173,12 +192,38 @@ def _pick_form(source, bins, pys, items):
                     "test/<class>/ images)")
 
 
+def _open_decompressed(path):
+    """The archive's decompressed byte stream, opened by its magic bytes.
+
+    tarfile's own stream mode stops at the end-of-archive blocks and does not
+    notice a compressed stream that ends early (a download cut in half reads
+    as a shorter, valid archive); these readers raise EOFError at the cut
+    when drained to the end (see _drain)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    if magic[:3] == b"BZh":
+        return bz2.open(path, "rb")
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def _drain(fileobj):
+    while fileobj.read(1 << 20):
+        pass
+
+
+_EARLY_END = ("unexpected end of data", "ended before the end-of-stream", "truncated")
+
+
 def _load_tar(path, progress):
     bins, pys, items = {}, {}, []
     wanted_bin = set(sum(BIN_FILES.values(), []))
     wanted_py = set(sum(PY_FILES.values(), []))
     try:
-        with tarfile.open(path, "r|*") as tf:
+        with _open_decompressed(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
             for m in tf:
                 if not m.isfile():
                     continue
@@ -197,7 +242,11 @@ def _load_tar(path, progress):
                                       _decode_image(tf.extractfile(m).read(), where)))
                         if progress and len(items) % 10000 == 0:
                             progress(f"  read {len(items)} images from {os.path.basename(path)}")
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+            _drain(raw)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+        if isinstance(e, EOFError) or any(t in str(e) for t in _EARLY_END):
+            raise UserError(path, f"archive ends early (an interrupted download?) after "
+                            f"{len(items) + len(bins) + len(pys):,} members ({e})") from e
         raise UserError(path, f"cannot read archive ({e})") from e
     return bins, pys, items
 

@@ -280,7 +280,23 @@ def load_all(path, top1=None, top5=None):
     if not any(e.logs for e in exps):
         problems = "; ".join(f"{os.path.basename(p)}: {w}" for e in exps for p, w in e.warnings)
         raise UserError(path, f"no results in any log ({problems})")
+    for flag, name in (("--top1", top1), ("--top5", top5)):
+        if name:
+            _check_output_name(path, exps, flag, name)
     return exps
+
+
+def _check_output_name(path, exps, flag, name):
+    """A --top1/--top5 name that no log reports would fill every table cell
+    with "-" and overwrite the results files with it: refuse before writing,
+    listing the names the logs do have."""
+    have = set()
+    for e in exps:
+        for log in e.logs.values():
+            have.update(log.output_names(0))
+    if name not in have:
+        raise UserError(path, f"{flag} {name}: no log has a test output of that name "
+                        f"(outputs: {', '.join(sorted(have)) or 'none'})")
 
 
 def warn(prog, exps):
