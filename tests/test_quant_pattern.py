@@ -216,3 +216,46 @@ def test_command_line_entry_point(cifar, repo_root, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
     assert "no layer named 'missing'" in bad.stderr
+
+
+@pytest.mark.parametrize("fail_at", ["write", "rename"])
+def test_model_and_prototxt_land_together(cifar, capsys, tmp_path, monkeypatch, fail_at):
+    """A failure after the caffemodel is written but before the prototxt is
+    must leave the old pair as it was: a new model beside the old prototxt
+    loads with the wrong layers. Simulated by failing the second file's
+    temporary write, or the second rename."""
+    from sepnets import fileio
+    out = tmp_path / "pair"
+    base = ["--model", cifar["model"], "--prototxt", cifar["prototxt"], "-o", out]
+    assert quant(base + ["--filter", "3x3"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["pair.caffemodel", "pair.prototxt"]
+    calls = []
+    if fail_at == "write":
+        real = fileio._write_temp
+
+        def second_fails(path, data):
+            calls.append(path)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            return real(path, data)
+        monkeypatch.setattr(fileio, "_write_temp", second_fails)
+    else:
+        real = os.replace
+
+        def second_fails(src, dst):
+            calls.append(dst)
+            if str(dst).endswith(".prototxt"):
+                raise OSError(5, "Input/output error")
+            return real(src, dst)
+        monkeypatch.setattr(fileio.os, "replace", second_fails)
+    with pytest.raises(OSError):
+        quant(base + ["--filter", "3x3", "5x5", "--offset", "0.05"])
+    # the write case stops at the prototxt's temporary; the rename case has
+    # replaced the model, fails on the prototxt, then puts the old model back
+    assert [os.path.basename(c) for c in calls] == (
+        ["pair.caffemodel", "pair.prototxt"] if fail_at == "write"
+        else ["pair.caffemodel", "pair.prototxt", "pair.caffemodel"])
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

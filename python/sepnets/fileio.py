@@ -49,6 +49,108 @@ def atomic_path(path, is_dir=False):
         raise
 
 
+def check_output_path(path, is_dir=False):
+    """Make the parent folder of output `path` and return the absolute path;
+    a UserError (one line, not an OSError traceback) when `path` cannot be
+    written: it is an existing folder where a file is wanted (or the reverse),
+    a file stands where a parent folder should be, or the folder cannot be
+    made."""
+    shown = path
+    path = os.path.abspath(path)
+    if not os.path.basename(path):
+        raise UserError(shown, "output path names no file")
+    if os.path.isdir(path) and not is_dir:
+        raise UserError(shown, "is a folder; give a file name for the output")
+    if os.path.exists(path) and not os.path.isdir(path) and is_dir:
+        raise UserError(shown, "is a file; the output is a folder")
+    parent = os.path.dirname(path)
+    up = parent
+    while up and not os.path.exists(up):
+        up = os.path.dirname(up) if os.path.dirname(up) != up else ""
+    if up and not os.path.isdir(up):
+        raise UserError(shown, f"cannot create the output: {up} is a file, not a folder")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise UserError(shown, f"cannot create its folder {parent} ({e.strerror})") from e
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(shown, f"folder {parent} is not writable")
+    return path
+
+
+def check_output_dir(path):
+    """An output folder (--runs-dir, --logs-dir, --out of a folder): made if
+    missing; one line if it is a file or lies under one."""
+    shown = path
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(shown, "is a file; the output is a folder")
+    check_output_path(os.path.join(path, "x"))
+    return path
+
+
+def _write_temp(path, data):
+    """Write `data` to a new temporary file beside `path`; return its name."""
+    parent, base = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return tmp
+
+
+def write_files_together(items):
+    """Write several files that only make sense as a set (a caffemodel and its
+    prototxt): [(path, bytes)], in the order they are moved into place.
+
+    Every file is first written in full to a temporary name beside its
+    target; only then are they renamed over the targets, in the given order
+    (put the file readers look at first, e.g. the prototxt, last). A failure
+    while writing changes nothing; a failure during the renames puts back the
+    files already replaced. Left is only the instant between two renames,
+    which no write of data spans.
+    """
+    items = [(check_output_path(p), d) for p, d in items]
+    tmps, backups, done = [], {}, []
+    try:
+        for path, data in items:
+            tmps.append(_write_temp(path, data))
+        for path, _ in items:
+            if os.path.isfile(path):
+                bak = path + f".{os.getpid()}.bak"
+                try:
+                    os.link(path, bak)
+                    backups[path] = bak
+                except OSError:
+                    pass            # no hard links here: no roll-back, the renames still are
+
+        for (path, _), tmp in zip(items, tmps):
+            os.replace(tmp, path)
+            done.append(path)
+    except BaseException:
+        for path in done:
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            else:
+                os.remove(path)
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        raise
+    finally:
+        for bak in backups.values():
+            if os.path.exists(bak):
+                os.remove(bak)
+
+
 def write_text_atomic(path, text):
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:

@@ -13,7 +13,7 @@ from ..caffeio.proto import (caffe_pb2, in_phase, net_from_model, read_caffemode
                              read_prototxt, unique_layers)
 from ..caffeio.pycaffe import open_net, set_net_params
 from ..errors import UserError
-from ..fileio import refuse_overwrite, write_bytes_atomic, write_text_atomic
+from ..fileio import refuse_overwrite, write_files_together
 from .binarize import (MEAN, bake, parse_kernel, parse_sweep, pattern_model,  # noqa: F401
                        pattern_net, scales_for, select_layers)
 
@@ -220,8 +220,10 @@ def command(a):
     new_net = pattern_net(net, selected, scale, a.as_layer)
     new_model = pattern_model(model, new_net, selected, scale)
     from google.protobuf import text_format
-    write_bytes_atomic(out_model, new_model.SerializeToString())
-    write_text_atomic(out_proto, text_format.MessageToString(new_net))
+    # The pair lands together (prototxt last): a new model beside the old
+    # prototxt would load with the wrong layer types.
+    write_files_together([(out_model, new_model.SerializeToString()),
+                          (out_proto, text_format.MessageToString(new_net).encode())])
     defs = {layer.name: layer for layer in unique_layers(net)}
     kinds = ", ".join(f"{n} ({kernel_label(kernel_dims(defs[n]))})" for n in selected)
     rule = "alpha = mean |W| per filter" if scale == MEAN else f"+/-{scale:g}"
