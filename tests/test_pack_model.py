@@ -185,3 +185,50 @@ def test_command_line_entry_point(models, repo_root, tmp_path):
                           str(tmp_path / "x.caffemodel")], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a SEP-Nets packed model" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def frame(payload, count, version=1, flags=0):
+    """A .sepnet with valid checksums around any payload: the reader must
+    judge the records themselves, not lean on the CRCs."""
+    from sepnets.compress.pack_model import MAGIC
+    head = struct.pack("<8sHHIQI", MAGIC, version, flags, count, len(payload),
+                       zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
+
+
+def record(name, blobs):
+    """One layer record: blobs = [(encoding byte, dims, data bytes)]."""
+    from sepnets.compress.pack_model import _varint
+    out = _varint(len(name)) + name + bytes([len(blobs)])
+    for enc, dims, data in blobs:
+        out += bytes([enc, len(dims)]) + b"".join(_varint(d) for d in dims) + data
+    return out
+
+
+@pytest.mark.parametrize("blob, needle", [
+    ((0, [1] * 200, b""), "200 axes"),
+    ((0, [1] * 33, b""), "33 axes"),
+    ((0, [2 ** 40] * 4, b"\0" * 16), "exceeds Caffe's 2147483647 elements"),
+    ((0, [2 ** 63 - 1, 2 ** 63 - 1], b""), "exceeds"),
+    ((1, [2 ** 62, 3], b"\0" * 8), "exceeds"),
+    ((0, [0, 2 ** 30, 2 ** 30], b""), "exceeds"),
+    ((0, [1000, 1000], b"\0" * 16), "needs 4000000 bytes, 16 left"),
+    ((1, [10 ** 6, 9], b"\0" * 8), "needs 1125000 bytes"),
+    ((3, [10 ** 8], b"\0" * 5), "needs 100000000 bytes"),
+])
+def test_valid_checksums_absurd_dimensions(tmp_path, blob, needle):
+    """Crafted dims used to reach numpy as an overflow or a reshape/unpackbits
+    error (a traceback), or a request for petabytes."""
+    from sepnets.compress.pack_model import read_packed
+    from sepnets.errors import UserError
+    with pytest.raises(UserError, match=f"corrupt: .*{needle}"):
+        read_packed(frame(record(b"conv1", [blob]), 1), "crafted.sepnet")
+
+
+def test_crafted_record_that_fits_reads_back():
+    from sepnets.compress.pack_model import read_packed
+    data = np.arange(6, dtype="<f4")
+    flags, layers = read_packed(frame(record(b"fc", [(0, [2, 3], data.tobytes())]), 1), "x")
+    (name, blobs), = layers
+    assert name == "fc" and blobs[0][1] == (2, 3)
+    np.testing.assert_array_equal(blobs[0][2], data.reshape(2, 3))

@@ -2,7 +2,7 @@
 """Pack a Caffe model into a compact .sepnet file and unpack it back to a caffemodel."""
 import sys
 
-from sepnets.cli import parser, run
+from sepnets.cli import int_range, parser, run
 from sepnets.compress.pack_model import command
 
 
@@ -38,8 +38,9 @@ def build_parser():
     cp.add_argument("prototxt")
     cp.add_argument("caffemodel")
     cp.add_argument("packed")
-    cp.add_argument("--batches", type=int, default=2,
-                    help="batches of the TEST data (or of noise for Input layers)")
+    cp.add_argument("--batches", type=int_range(1, 100), default=2,
+                    help="batches of the TEST data (or of noise for Input layers), 1 to 100, "
+                         "held in memory")
     cp.add_argument("--blob", nargs="+", metavar="NAME",
                     help="blobs to compare (default: the net's outputs), e.g. the logits")
     return p

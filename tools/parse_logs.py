@@ -2,7 +2,7 @@
 """Turn Caffe logs of experiments into CSV files and result tables (Full / BiPattern / Refined)."""
 import sys
 
-from sepnets.cli import parser, run
+from sepnets.cli import int_range, parser, run
 from sepnets.report.parse_logs import command
 from sepnets.report.results import add_log_arguments
 
@@ -19,7 +19,8 @@ def build_parser():
                 "python tools/parse_logs.py logs/8000-iters/cifar10-resnet20",
                 "python tools/parse_logs.py logs/ --top1 loss3/top-1 --top5 loss3/top-5"])
     add_log_arguments(p)
-    p.add_argument("--digits", type=int, default=4, help="decimals in the tables (default 4)")
+    p.add_argument("--digits", type=int_range(0, 12), default=4,
+                   help="decimals in the tables, 0 to 12 (default 4)")
     p.add_argument("--quiet", action="store_true", help="do not print the tables")
     return p
 

@@ -2,7 +2,7 @@
 """Plot training loss and test top-1 of each experiment's three steps on one axis (PNG)."""
 import sys
 
-from sepnets.cli import parser, run
+from sepnets.cli import int_range, parser, run
 from sepnets.report.plot_logs import FIGURE_NAME, command
 from sepnets.report.results import add_log_arguments
 
@@ -17,7 +17,8 @@ def build_parser():
                 "python tools/plot_logs.py logs/8000-iters/cifar10-resnet20 --dpi 150",
                 "python tools/plot_logs.py logs/ --top1 loss3/top-1"])
     add_log_arguments(p)
-    p.add_argument("--dpi", type=int, default=120, help="resolution (default 120)")
+    p.add_argument("--dpi", type=int_range(10, 1200), default=120,
+                   help="resolution, 10 to 1200 (default 120)")
     return p
 
 

@@ -2,7 +2,7 @@
 """Convert CIFAR-10 (official archives or image folders) into LMDBs for one preprocessing version."""
 import sys
 
-from sepnets.cli import parser, run
+from sepnets.cli import int_range, parser, run
 from sepnets.data import cifar10_sources as sources
 from sepnets.data.cifar10 import VERSIONS, command
 
@@ -25,7 +25,8 @@ def build_parser():
                    help="preprocessing version(s) (default: 3, the release's data)")
     p.add_argument("--url", default=sources.OFFICIAL_URL,
                    help="where to download from when --source is omitted (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="training-set shuffle seed (default: 0)")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                   help="training-set shuffle seed, 0 to 2^32-1 (default: 0)")
     return p
 
 

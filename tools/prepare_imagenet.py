@@ -2,7 +2,7 @@
 """Convert ImageNet class folders into train/val LMDBs, list files and a mean with Caffe's tools."""
 import sys
 
-from sepnets.cli import parser, run
+from sepnets.cli import int_range, parser, run
 from sepnets.data.imagenet import command
 
 
@@ -36,9 +36,11 @@ def build_parser():
                    "beside --train, if present; else wnids only)")
     p.add_argument("--encoded", action="store_true",
                    help="store JPEG-encoded Datums (several times smaller; Caffe decodes them)")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="processes for checking images (default: CPU count, at most 8)")
-    p.add_argument("--seed", type=int, default=0, help="training-list shuffle seed (default: 0)")
+    p.add_argument("--jobs", type=int_range(1, 256), default=None,
+                   help="processes for checking images, 1 to 256 (default: CPU count, "
+                        "at most 8)")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                   help="training-list shuffle seed, 0 to 2^32-1 (default: 0)")
     return p
 
 

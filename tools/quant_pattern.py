@@ -2,7 +2,7 @@
 """Binarize the k x k convolutions of a trained Caffe model into SEP-Nets binary patterns."""
 import sys
 
-from sepnets.cli import parser, run
+from sepnets.cli import int_range, parser, run
 from sepnets.compress.quant_pattern import MEAN, command
 
 
@@ -47,7 +47,8 @@ def build_parser():
     p.add_argument("--val-prototxt", metavar="V.prototxt",
                    help="sweep: net whose TEST phase reads the validation data (default: "
                         "--prototxt)")
-    p.add_argument("--batches", type=int, default=10, help="sweep: batches to evaluate (10)")
+    p.add_argument("--batches", type=int_range(1, 100), default=10,
+                   help="sweep: batches to evaluate, 1 to 100, held in memory (10)")
     p.add_argument("--metric", metavar="BLOB",
                    help="sweep: blob to rank by (default: the top-1 Accuracy, else the loss)")
     p.add_argument("-o", "--output", metavar="OUT",

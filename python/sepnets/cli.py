@@ -25,3 +25,25 @@ def run(main, argv=None):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def int_range(lo, hi=None):
+    """An argparse type: an integer in [lo, hi] (hi None: no upper bound).
+
+    Out-of-range values would otherwise reach the code as a traceback
+    (``--digits -1`` in a format spec, ``--dpi 0`` in matplotlib), as a bad
+    result (``--seed -1`` in numpy) or as unbounded memory (``--batches
+    1000000000``); argparse turns the ArgumentTypeError into its usual
+    one-line ``prog: error: argument --x: ...`` with exit 2.
+    """
+    def parse(text):
+        try:
+            v = int(text, 10)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < lo or (hi is not None and v > hi):
+            want = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"{v} is out of range (want {want})")
+        return v
+    parse.__name__ = "integer"
+    return parse

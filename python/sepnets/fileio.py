@@ -15,9 +15,8 @@ def atomic_path(path, is_dir=False):
     For directories (e.g. an LMDB), an existing `path` is replaced only after
     the new one is complete.
     """
-    path = os.path.abspath(path)
+    path = check_output_path(path, is_dir)
     parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
     base = os.path.basename(path)
     if is_dir:
         tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
@@ -63,30 +62,36 @@ def check_output_path(path, is_dir=False):
         raise UserError(shown, "is a folder; give a file name for the output")
     if os.path.exists(path) and not os.path.isdir(path) and is_dir:
         raise UserError(shown, "is a file; the output is a folder")
-    parent = os.path.dirname(path)
-    up = parent
-    while up and not os.path.exists(up):
-        up = os.path.dirname(up) if os.path.dirname(up) != up else ""
-    if up and not os.path.isdir(up):
-        raise UserError(shown, f"cannot create the output: {up} is a file, not a folder")
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        raise UserError(shown, f"cannot create its folder {parent} ({e.strerror})") from e
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(shown, f"folder {parent} is not writable")
+    _make_folder(shown, os.path.dirname(path))
     return path
 
 
-def check_output_dir(path):
+def check_output_dir(path, create=True):
     """An output folder (--runs-dir, --logs-dir, --out of a folder): made if
-    missing; one line if it is a file or lies under one."""
+    missing (unless not `create`: then only checked, e.g. before a long read);
+    one line if it is a file or lies under one."""
     shown = path
     path = os.path.abspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(shown, "is a file; the output is a folder")
-    check_output_path(os.path.join(path, "x"))
+    _make_folder(shown, path, create)
     return path
+
+
+def _make_folder(shown, folder, create=True):
+    up = folder
+    while not os.path.exists(up) and os.path.dirname(up) != up:
+        up = os.path.dirname(up)
+    if not os.path.isdir(up):
+        raise UserError(shown, f"cannot create the output: {up} is a file, not a folder")
+    if not create:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UserError(shown, f"cannot create the folder {folder} ({e.strerror})") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(shown, f"folder {folder} is not writable")
 
 
 def _write_temp(path, data):

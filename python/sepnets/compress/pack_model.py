@@ -39,6 +39,7 @@ the same forward output for MEAN/FIXED and OFFSET, the same up to float
 rounding for STE; an unbound (zero) alpha is stored bound to mean |W_c|. BQ
 uint8 blobs change by at most scale/2 per weight.
 """
+import math
 import struct
 import zlib
 
@@ -53,6 +54,8 @@ from ..fileio import refuse_overwrite, require_file, write_bytes_atomic
 from .sizes import MB, layer_size, summarize
 
 MAGIC = b"\x89SEPNET\n"
+MAX_AXES = 32                      # Caffe's kMaxBlobAxes
+MAX_COUNT = 2 ** 31 - 1            # Caffe's blob count is an int (INT_MAX)
 VERSION = 1
 FLAG_BQ = 1
 HEADER = struct.Struct("<8sHHIQII")
@@ -231,8 +234,25 @@ def _records(payload, count):
             enc = _NAMES.get(r.u8())
             if enc is None:
                 raise _Corrupt(f"unknown blob encoding in layer '{name}'")
-            shape = tuple(r.varint() for _ in range(r.u8()))
-            n = int(np.prod(shape, dtype=np.int64))
+            ndim = r.u8()
+            if ndim > MAX_AXES:
+                raise _Corrupt(f"layer '{name}': blob with {ndim} axes (Caffe allows "
+                               f"at most {MAX_AXES})")
+            shape = tuple(r.varint() for _ in range(ndim))
+            # exact (Python ints, no int64 wrap-around) and checked against what
+            # is left before numpy sees it: crafted dims with valid checksums
+            # would otherwise overflow, or ask reshape/unpackbits for petabytes
+            n = math.prod(shape)
+            if math.prod(d for d in shape if d) > MAX_COUNT:
+                # numpy refuses a shape like (0, 2^30, 2^30) even holding no data
+                raise _Corrupt(f"layer '{name}': blob shape {'x'.join(map(str, shape))} "
+                               f"exceeds Caffe's {MAX_COUNT} elements per blob")
+            if n > len(r.data) - r.pos:
+                need = {"fp32": 4 * n, "uint8": n}.get(enc, (n + 7) // 8)
+                if need > len(r.data) - r.pos:
+                    raise _Corrupt(f"layer '{name}': blob shape "
+                                   f"{'x'.join(map(str, shape))} needs {need} bytes, "
+                                   f"{len(r.data) - r.pos} left in the payload")
             if enc == "fp32":
                 arr = np.frombuffer(r.take(4 * n), "<f4").astype(np.float32).reshape(shape)
             elif enc in ("sign", "sign+scale"):

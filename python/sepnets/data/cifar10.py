@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_path, write_text_atomic
+from ..fileio import atomic_path, check_output_dir, write_text_atomic
 from . import cifar10_sources as sources
 from .datum_lmdb import write_lmdb, write_mean_binaryproto
 
@@ -194,6 +194,8 @@ def prepare(source, out, version=3, progress=print, url=sources.OFFICIAL_URL, se
 
 
 def _check_out(source, out):
+    """Refuse an unusable --out before the minutes of reading the source."""
+    check_output_dir(out, create=False)
     if source is None:
         return
     src, dst = os.path.realpath(source), os.path.realpath(out)

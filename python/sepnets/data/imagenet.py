@@ -24,7 +24,7 @@ import numpy as np
 
 from ..caffeio.env import caffe_tool
 from ..errors import UserError
-from ..fileio import atomic_path, refuse_overwrite, require_file
+from ..fileio import atomic_path, check_output_dir, refuse_overwrite, require_file
 from . import image_repair
 from .datum_lmdb import lmdb_count
 
@@ -273,7 +273,7 @@ def prepare(train, out="data/ilsvrc12", val=None, val_labels=None, resize=256, s
 
     jobs = jobs or min(8, os.cpu_count() or 1)
     created_out = not os.path.isdir(out)
-    os.makedirs(out, exist_ok=True)
+    check_output_dir(out)
     stage = tempfile.mkdtemp(prefix=".prepare_imagenet.", suffix=".tmp", dir=out)
     ok = False
     try:

@@ -26,7 +26,7 @@ import time
 from ..caffeio.proto import caffe_pb2, phase_of
 from ..caffeio.run import caffe_path, from_caffe_path, shown
 from ..errors import UserError
-from ..fileio import write_text_atomic
+from ..fileio import check_output_dir, write_text_atomic
 from . import reuse as reuse_mod
 from .bipattern import BiPatternMixin
 from .catalog import REFERENCE
@@ -183,6 +183,9 @@ class Runner(TrainingMixin, BiPatternMixin):
                  f", sweep {s['sweep']}"
                  + (f", BatchNorm moving average {s['bn_fraction']}"
                     if s.get("bn_fraction") else ""))
+        # one line, before the data step, if --runs-dir/--logs-dir cannot hold folders
+        check_output_dir(self.runs, create=False)
+        check_output_dir(self.logs, create=False)
         ensure_data(exp, self.data_dir, self.source, self.say)
         os.makedirs(self.runs, exist_ok=True)
         with _lock(self.runs):

@@ -11,7 +11,7 @@ import sys
 from .. import REPO_ROOT
 from ..caffeio.env import caffe_python_dir
 from ..errors import UserError
-from ..fileio import atomic_path, write_text_atomic
+from ..fileio import atomic_path, check_output_dir, write_text_atomic
 
 OUT = os.path.join(REPO_ROOT, "docs", "figures")
 #: (file stem, title, builder of the net or a generated prototxt, rankdir)
@@ -63,7 +63,7 @@ def _text(net, title):
 
 def command(a):
     """What ``tools/draw_nets.py`` does with its parsed command line."""
-    os.makedirs(a.out, exist_ok=True)
+    check_output_dir(a.out)
     for stem, title, source, rankdir in FIGURES:
         if source in ("prb", "sep_module"):
             proto = os.path.join(a.out, f"{stem}.prototxt")
