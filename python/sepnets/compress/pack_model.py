@@ -221,6 +221,24 @@ def read_packed(data, path):
         raise UserError(path, f"corrupt: {e}") from None
 
 
+def framing_bytes(data, path):
+    """Bytes of a packed file that are not weights: the header, each record's
+    name and counts, each blob's encoding, dims (varints) and BQ scale/zero
+    point, and up to 7 padding bits per packbits pattern. The packed size is
+    the computed size (model_summary) plus at most this, which is why a net
+    of a few KB is a few percent above it and a large one is not (see
+    docs/compression.md)."""
+    _, layers = read_packed(data, path)
+    n = HEADER.size
+    for name, blobs in layers:
+        raw = name.encode("utf-8")
+        n += len(_varint(len(raw))) + len(raw) + 1
+        for enc, shape, _ in blobs:
+            n += 2 + sum(len(_varint(d)) for d in shape) + (5 if enc == "uint8" else 0)
+            n += 1 if enc in ("sign", "sign+scale") else 0
+    return n
+
+
 def _records(payload, count):
     r = _Reader(payload)
     out = []
