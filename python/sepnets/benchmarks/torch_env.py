@@ -37,8 +37,7 @@ def bench_python(say=None, install=True):
                                     f"to install {TORCH_REQUIREMENT} there")
     say(f"[bench] PyTorch is a benchmark-only dependency: installing {TORCH_REQUIREMENT} "
         f"(CPU) into {os.path.relpath(BENCH_VENV, REPO_ROOT)}/ (once)")
-    steps = ([sys.executable if not os.path.exists("/usr/bin/python3.11") else
-              "/usr/bin/python3.11", "-m", "venv", BENCH_VENV],
+    steps = ([sys.executable, "-m", "venv", BENCH_VENV],
              [python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
               TORCH_REQUIREMENT])
     for cmd in steps:
