@@ -60,3 +60,43 @@ def test_cli_rejects_bad_numbers_and_nets(repo_root, tmp_path):
                          text=True)
     assert out.returncode == 2
     assert "bad.prototxt" in out.stderr and "no k x k" in out.stderr
+
+
+LEGACY = """name: "legacy"
+input: "data"
+input_dim: 4
+input_dim: 3
+input_dim: 8
+input_dim: 8
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 4 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" } } }
+"""
+
+
+def test_legacy_input_header_sets_the_batch(caffe, tmp_path):
+    model = tmp_path / "legacy.prototxt"
+    model.write_text(LEGACY)
+    r = bench_conv.compare(str(model), batch=2, iterations=1)
+    assert r["layers"] == ["conv"] and r["batch"] == 2
+
+
+@pytest.mark.parametrize("case", ["png", "failed run", "out is model"])
+def test_bad_models_get_one_line_and_nothing_overwritten(repo_root, tmp_path, case):
+    tool = os.path.join(repo_root, "tools", "bench_conv.py")
+    model = tmp_path / "model.prototxt"
+    args = ["--model", str(model), "--batch", "1", "--iterations", "1"]
+    if case == "png":
+        model.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+        expect = "not a text prototxt"
+    elif case == "failed run":   # parses, but Caffe refuses the net: its message, no frame
+        model.write_text(LEGACY.replace('bottom: "data"', 'bottom: "nowhere"'))
+        expect = "caffe time failed: Unknown bottom blob 'nowhere'"
+    else:
+        model.write_text(LEGACY)
+        args += ["--out", str(model)]
+        expect = "would overwrite an input"
+    before = model.read_bytes()
+    out = subprocess.run([sys.executable, tool] + args, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert expect in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert model.read_bytes() == before

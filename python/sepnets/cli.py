@@ -47,3 +47,15 @@ def int_range(lo, hi=None):
         return v
     parse.__name__ = "integer"
     return parse
+
+
+def input_shape(text, option="--input-shape"):
+    """C,H,W of an --input-shape option: three positive integers, or one line
+    saying what is wrong (model_summary and export_onnx take the same option)."""
+    try:
+        dims = tuple(int(x) for x in text.split(","))
+        if len(dims) != 3 or min(dims) < 1:
+            raise ValueError
+        return dims
+    except ValueError:
+        raise UserError(option, f"'{text}' is not C,H,W (three positive integers)") from None

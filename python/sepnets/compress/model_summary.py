@@ -8,6 +8,7 @@ import os
 from .. import REPO_ROOT
 from ..caffeio.proto import read_prototxt
 from ..caffeio.pycaffe import net_param_shapes
+from ..cli import input_shape
 from ..errors import UserError
 from .sizes import BINARY, FP32, INT8, MB, Summary, net_layer_sizes, summarize
 
@@ -97,17 +98,6 @@ def format_catalog(rows):
 
 # ------------------------------------------------------------------ command
 
-def _shape_arg(text):
-    try:
-        dims = tuple(int(x) for x in text.split(","))
-        if len(dims) != 3 or min(dims) < 1:
-            raise ValueError
-        return dims
-    except ValueError:
-        raise UserError("--input-shape", f"'{text}' is not C,H,W (three positive integers)") \
-            from None
-
-
 def command(a):
     """What ``tools/model_summary.py`` does with its parsed command line."""
     if a.all:
@@ -120,7 +110,7 @@ def command(a):
         return 0
     if not a.prototxt:
         raise UserError("PROTOTXT", "a prototxt is required (or --all)")
-    shape = _shape_arg(a.input_shape) if a.input_shape else None
+    shape = input_shape(a.input_shape) if a.input_shape else None
     s = summarize(a.prototxt, a.caffemodel, a.bq, shape, tuple(a.baked))
     print(json.dumps(s.as_dict(), indent=1) if a.json else format_summary(s))
     return 0

@@ -221,17 +221,6 @@ def stored_bytes(model):
 
 # ------------------------------------------------------------------ command
 
-def _shape_arg(text):
-    try:
-        dims = tuple(int(x) for x in text.split(","))
-        if len(dims) != 3 or min(dims) < 1:
-            raise ValueError
-        return dims
-    except ValueError:
-        raise io.UserError("--input-shape", f"'{text}' is not C,H,W (three positive "
-                                            "integers)") from None
-
-
 def command(a):
     """What ``tools/export_onnx.py`` does with its parsed command line."""
     if a.size_report:
@@ -245,7 +234,7 @@ def command(a):
     io.refuse_overwrite(a.output, a.prototxt, a.caffemodel)
     if os.path.isdir(a.output):
         raise io.UserError(a.output, "is a folder; give the .onnx file's path")
-    shape = _shape_arg(a.input_shape) if a.input_shape else None
+    shape = io.input_shape(a.input_shape) if a.input_shape else None
     model = export(a.prototxt, a.caffemodel, a.pattern_bits, a.bq, shape)
     data = model.SerializeToString()
     io.write_bytes_atomic(a.output, data)
