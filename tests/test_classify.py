@@ -181,15 +181,26 @@ def test_imagenet_preprocessing_equals_caffes_data_layer(caffe, tmp_path):
 
 # ------------------------------------------------------------ the command
 
-def _classify(*args):
+@pytest.fixture(scope="module")
+def workdir(cifar_versions, tmp_path_factory):
+    """A folder to run the tools in whose data/cifar10/v3 is the prepared test
+    data: the train_val's data layer names its LMDB and mean file relative to
+    the folder Caffe runs in, and a fresh clone (CI) has no data/ of its own."""
+    work = tmp_path_factory.mktemp("work")
+    (work / "data" / "cifar10").mkdir(parents=True)
+    os.symlink(cifar_versions[3], work / "data" / "cifar10" / "v3")
+    return work
+
+
+def _classify(*args, cwd=None):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                         timeout=600, env=env)
+                         timeout=600, env=env, cwd=cwd)
     return res.returncode, res.stdout, res.stderr
 
 
 def test_trained_resnet20_classifies_real_images_alike_in_both_backends(
-        cifar_files, cifar_versions, tmp_path):
+        cifar_files, cifar_versions, workdir, tmp_path):
     """The ResNet-20 pattern model (STE, BatchNorm re-estimated) on 100 real test
     images with --compare: both backends give the same scores to 1e-4, the same
     accuracy, and an accuracy only right preprocessing gives (chance: 0.1)."""
@@ -197,7 +208,7 @@ def test_trained_resnet20_classifies_real_images_alike_in_both_backends(
     out = tmp_path / "scores.json"
     rc, stdout, stderr = _classify(
         "--model", TRAIN_VAL, CAFFEMODEL, str(root / "test"), "--compare",
-        "--data", cifar_versions[3], "--json", str(out), "--batch", "32")
+        "--data", cifar_versions[3], "--json", str(out), "--batch", "32", cwd=workdir)
     assert rc == 0, stderr
     assert "100/100 images" in stderr           # the progress bar on a folder
     s = json.loads(out.read_text())
@@ -209,13 +220,14 @@ def test_trained_resnet20_classifies_real_images_alike_in_both_backends(
     assert "caffe vs onnxruntime: largest difference" in stdout
 
 
-def test_exported_onnx_file_carries_its_preprocessing(cifar_files, cifar_versions, tmp_path):
+def test_exported_onnx_file_carries_its_preprocessing(cifar_files, cifar_versions, workdir,
+                                                      tmp_path):
     """An .onnx exported from the train_val records the TEST data layer, so it
     classifies without a prototxt, with the scores Caffe gives."""
     root, got = cifar_files
     onnx_path = tmp_path / "r20.onnx"
     res = subprocess.run([sys.executable, EXPORT, TRAIN_VAL, CAFFEMODEL, "-o", str(onnx_path)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=workdir)
     assert res.returncode == 0, res.stderr
     files = [p for p, _, _ in got["test"][::7]]
     scores = {}
@@ -223,7 +235,8 @@ def test_exported_onnx_file_carries_its_preprocessing(cifar_files, cifar_version
                            ("caffe", [TRAIN_VAL, CAFFEMODEL])):
         out = tmp_path / f"{backend}.json"
         rc, stdout, stderr = _classify("--model", *model, *files, "--data", cifar_versions[3],
-                                       "--backend", backend, "--json", str(out), "--top", "3")
+                                       "--backend", backend, "--json", str(out), "--top", "3",
+                                       cwd=workdir)
         assert rc == 0, stderr
         assert len([ln for ln in stdout.splitlines() if ln.startswith("| /")]) == len(files)
         scores[backend] = np.array(json.loads(out.read_text())["scores"][backend])
@@ -239,7 +252,7 @@ def _one_line(rc, stderr, *words):
         assert w in lines[0], (w, lines[0])
 
 
-def test_bad_input_is_one_line(cifar_files, cifar_versions, tmp_path):
+def test_bad_input_is_one_line(cifar_files, cifar_versions, workdir, tmp_path):
     root, got = cifar_files
     img = got["test"][0][0]
     deploy = os.path.join(REPO_ROOT, "prototxt", "cifar10-resnet20-pattern-mean",
@@ -253,10 +266,10 @@ def test_bad_input_is_one_line(cifar_files, cifar_versions, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
     rc, _, err = _classify("--model", TRAIN_VAL, model,
-                           str(bad), "--data", cifar_versions[3])
+                           str(bad), "--data", cifar_versions[3], cwd=workdir)
     _one_line(rc, err, "notes.jpg", "cannot read the image")
     rc, _, err = _classify("--model", TRAIN_VAL, model,
-                           img, "--data", str(tmp_path))
+                           img, "--data", str(tmp_path), cwd=workdir)
     _one_line(rc, err, str(tmp_path), "neither")
     rc, _, err = _classify("--model", deploy, img)
     _one_line(rc, err, "caffemodel")
