@@ -5,7 +5,6 @@ result, never another exception, each example within a deadline. Example
 counts keep the whole file to well under a minute on one core."""
 import argparse
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -14,26 +13,14 @@ from hypothesis import strategies as st
 
 from sepnets.caffeio.log import parse_text
 from sepnets.cli import int_range
-from sepnets.compress.pack_model import MAGIC, _varint, read_packed
+from sepnets.compress.pack_model import read_packed
 from sepnets.errors import UserError
 
+from test_pack_model import frame, record
 from test_parse_logs import eval_log, train_log
 
 FAST = settings(max_examples=300, deadline=500, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
-
-
-def frame(payload, count, version=1, flags=0):
-    head = struct.pack("<8sHHIQI", MAGIC, version, flags, count, len(payload),
-                       zlib.crc32(payload))
-    return head + struct.pack("<I", zlib.crc32(head)) + payload
-
-
-def record(name, blobs):
-    out = _varint(len(name)) + name + bytes([len(blobs)])
-    for enc, dims, data in blobs:
-        out += bytes([enc, len(dims)]) + b"".join(_varint(d) for d in dims) + data
-    return out
 
 
 W = np.linspace(-1, 1, 2 * 3 * 3 * 3, dtype="<f4")
