@@ -94,7 +94,8 @@ def test_catalog_entries_point_at_committed_files(entries, caffe):
     names = {e.name for e in entries}
     assert {"cifar10-resnet20", "cifar10-resnet20-pattern-mean", "cifar10-resnet110",
             "googlenet", "googlenet-3x3-pattern-mean", "googlenet-fix-3x3-pattern",
-            "sepnet-r", "sepnet-b", "inception-bn", "mobilenet-0.5", "squeezenet"} <= names
+            "sepnet-r", "sepnet-b", "inception-bn", "mobilenet-0.5", "squeezenet",
+            *cat.CIFAR10_SMALL} <= names
     assert len(names) == len(entries)
     for e in entries:
         for rel in (e.train_val, e.deploy, e.solver):
@@ -110,7 +111,11 @@ def test_catalog_entries_point_at_committed_files(entries, caffe):
             own = e.finetune_solver
         s = _read(caffe, own, "solver")
         assert s.net == e.train_val
-        assert s.snapshot_prefix.startswith(f"runs/{e.name}/")
+        # a BQ entry is its pattern net's files (8-bit weights live in models)
+        owner = e.quantizes if e.kind == "bq" else e.name
+        assert e.kind != "bq" or (e.train_val, e.deploy) == (
+            cat.by_name(entries)[owner].train_val, cat.by_name(entries)[owner].deploy)
+        assert s.snapshot_prefix.startswith(f"runs/{owner}/")
         assert s.solver_mode == caffe.proto.caffe_pb2.SolverParameter.CPU
         assert e.dataset in ("cifar10", "imagenet") and e.derives_from == e.parent
 

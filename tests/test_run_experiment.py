@@ -49,7 +49,11 @@ def test_list_names_the_catalog_experiments(tmp_path):
     for n in ("cifar10-resnet20", "cifar10-resnet32", "cifar10-resnet44", "cifar10-resnet56",
               "googlenet-3x3", "googlenet-3x3-5x5", "sepnet"):
         assert n in names
-    assert "mobilenet-0.5" not in names      # no pattern variant, no experiment
+    for n in ("cifar10-sepnet", "cifar10-mobilenet", "cifar10-squeezenet", "mobilenet-0.5"):
+        assert n in names
+    # a net without pattern variants is an experiment of step 1 alone
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("cifar10-mobilenet "))
+    assert "full precision only" in line
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("googlenet-5x5 "))
     assert "0.05" in line and "data missing" in line
 

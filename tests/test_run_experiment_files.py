@@ -39,15 +39,21 @@ def test_every_experiment_file_loads():
     assert len(EXPERIMENTS) >= 6
     for path in EXPERIMENTS:
         exp, s, cfg = _config(path)
-        run = os.path.splitext(os.path.basename(path))[0]
+        run = _run_name(path)
         assert cfg.runs_dir == os.path.join(REPO_ROOT, "runs", run), path
         assert cfg.logs_dir == os.path.join(REPO_ROOT, "logs", run), path
         assert cfg.run_name == run
         assert s["iters"] > 0 and s["finetune_iters"] > 0
 
 
+def _run_name(path):
+    import tomllib
+    with open(path, "rb") as f:
+        return tomllib.load(f).get("run", os.path.splitext(os.path.basename(path))[0])
+
+
 @pytest.mark.parametrize("path", [p for p in EXPERIMENTS if os.path.isdir(
-    os.path.join(REPO_ROOT, "logs", os.path.splitext(os.path.basename(p))[0]))])
+    os.path.join(REPO_ROOT, "logs", _run_name(p)))])
 def test_experiment_file_gives_the_recorded_schedule(path):
     """Each recorded run's file gives the schedule its experiment.json recorded
     (every result-shaping key the record has)."""

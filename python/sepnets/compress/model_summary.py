@@ -62,7 +62,8 @@ BQ_OF = {"sepnet-b": "SEP-Net-BQ"}
 def catalog_summaries():
     """[(row name, Entry, Summary)] for every generated net's deploy prototxt
     (fix-pattern nets: their parent's deploy with the pattern layers baked),
-    plus SEP-Net-BQ = SEP-Net-B with 8-bit 1x1/FC weights."""
+    plus SEP-Net-BQ = SEP-Net-B with 8-bit 1x1/FC weights (and the catalog's
+    own BQ entries, counted the same way)."""
     try:
         from ..netgen.catalog import catalog
     except ImportError as e:
@@ -74,7 +75,10 @@ def catalog_summaries():
         if deploy not in shapes:  # fix-pattern nets share their parent's deploy
             shapes[deploy] = net_param_shapes(net, deploy)
         baked = tuple(e.pattern_layers) if e.kind == "fix-pattern" else ()
-        for row, bq in [(e.name, False)] + ([(BQ_OF[e.name], True)] if e.name in BQ_OF else []):
+        # a kind-bq entry (cifar10-sepnet-bq) is its pattern net counted with --bq
+        rows = [(e.name, e.kind == "bq")]
+        rows += [(BQ_OF[e.name], True)] if e.name in BQ_OF else []
+        for row, bq in rows:
             layers = net_layer_sizes(net, deploy, bq, baked=baked, shapes=shapes[deploy])
             out.append((row, e, Summary(row, layers)))
     return out
@@ -89,7 +93,7 @@ def format_catalog(rows):
              "| Paper (MB) |", "|---|---|---:|---:|---:|---:|---:|"]
     for row, e, s in rows:
         paper = paper_size(row)
-        kind = "pattern (BQ)" if row in BQ_OF.values() else e.kind
+        kind = "pattern (BQ)" if row in BQ_OF.values() or e.kind == "bq" else e.kind
         lines.append(f"| {row} | {kind} | {s.counts['total'] / 1e6:.3f} M | {s.fp32_bytes / MB:.2f} | "
                      f"{s.nbytes / MB:.2f} | {s.ratio:.1f}x | "
                      f"{'' if paper is None else f'{paper:.1f}'} |")

@@ -5,13 +5,18 @@ file names. Each :class:`Entry` has:
 
 * ``name``: e.g. ``cifar10-resnet20``, ``cifar10-resnet20-pattern-mean``,
   ``googlenet-3x3-pattern-offset``, ``googlenet-fix-3x3-pattern``,
-  ``sepnet-r``, ``sepnet-b``, ``mobilenet-0.5``, ``squeezenet``;
+  ``sepnet-r``, ``sepnet-b``, ``mobilenet-0.5``, ``squeezenet``, and the
+  CIFAR-10 forms of the small nets ``cifar10-sepnet-r``/``-b``/``-bq``,
+  ``cifar10-mobilenet``, ``cifar10-squeezenet``;
 * ``kind``: ``full`` (a full-precision net, trained from scratch),
   ``pattern`` (BinaryPatternConvolution on the selected layers, scale_mode
   MEAN or OFFSET, fine-tuned from the parent's trained weights: the layer
   binarizes them itself) or ``fix-pattern`` (the release's way: stock
   Convolutions with lr_mult 0 on the selected layers, fine-tuned from weights
-  binarized offline with ``offset``);
+  binarized offline with ``offset``) or ``bq`` (a pattern net whose 1 x 1
+  and FC weights are stored at 8 bits: SEP-Net-BQ; it shares the files of
+  the pattern net it ``quantizes``: the 8-bit weights are baked into the
+  stock layers of a model, not written into the net);
 * ``parent``: the full-precision net it derives from (None for full nets);
 * ``train_val``, ``deploy``, ``solver``, ``finetune_solver``: paths relative to
   the repository root. A full net's ``solver`` trains it from scratch. A
@@ -28,6 +33,7 @@ projAll1x1 0.09, ResNet-20 0.09; the release tuned none for ResNet-32..110,
 SEP-Net or Inception-BN, so the ResNets reuse 0.09 and the other two have
 only MEAN variants (alpha = mean |W_c| needs no tuning).
 """
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field, fields
@@ -45,6 +51,9 @@ SEPNET_SOLVER = "prototxt/sepnet_solver.prototxt"
 RESNET_OFFSET = 0.09
 DATASETS = {d.name: d for d in (CIFAR10, IMAGENET)}
 FAMILIES = ("resnet", "googlenet", "sepnet", "inception-bn", "mobilenet", "squeezenet")
+#: The CIFAR-10 forms of the small-network comparison, in table order.
+CIFAR10_SMALL = ("cifar10-sepnet-r", "cifar10-sepnet-b", "cifar10-sepnet-bq",
+                 "cifar10-mobilenet", "cifar10-squeezenet")
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class Entry:
     depth: Optional[int] = None
     selection: Optional[str] = None
     title: str = ""
+    quantizes: Optional[str] = None   # kind bq: the pattern net it quantizes
     # (deploy: bool) -> (NetParameter, pattern layer names)
     build: Callable = field(default=None, repr=False, compare=False)
     # () -> list of solver fields for the solver this entry owns
@@ -86,6 +96,8 @@ class Entry:
     def files(self):
         """[(path, text)] of the files this entry owns (a fix-pattern net does
         not own its parent's deploy; a pattern net not its parent's solver)."""
+        if self.kind == "bq":
+            return []
         gen = self.build.args[0].__module__
         out = [(self.train_val, render(self.net(False), f"{self.title}: train_val", gen))]
         if self.kind != "fix-pattern":
@@ -197,6 +209,29 @@ def sepnet_entries():
     return [r, b]
 
 
+def cifar10_small_entries():
+    """The small nets of the paper's comparison in their CIFAR-10 forms (the
+    one adaptation rule: :mod:`.baselines`), all trained with the common
+    solver :func:`.solvers.cifar_small`."""
+    r = _full("cifar10-sepnet-r", "sepnet", "cifar10",
+              "SEP-Net-R for CIFAR-10 (full precision)",
+              _built(sepnet.build, dataset=CIFAR10), solvers.cifar_small)
+    b = _variant(r, "cifar10-sepnet-b", "pattern",
+                 "SEP-Net-B for CIFAR-10 (pattern MEAN, fine-tuning)",
+                 _built(sepnet.build, binarize=Binarize(sepnet.B_ROLES, "pattern", "MEAN"),
+                        dataset=CIFAR10),
+                 solvers.cifar_small, "MEAN", None)
+    bq = dataclasses.replace(b, name="cifar10-sepnet-bq", kind="bq", quantizes=b.name,
+                             title="SEP-Net-BQ for CIFAR-10 (SEP-Net-B, 1x1 and FC at 8 bits)")
+    return [r, b, bq,
+            _full("cifar10-mobilenet", "mobilenet", "cifar10",
+                  "MobileNet v1 0.5 for CIFAR-10 (baseline)",
+                  _built(baselines.mobilenet, dataset=CIFAR10), solvers.cifar_small),
+            _full("cifar10-squeezenet", "squeezenet", "cifar10",
+                  "SqueezeNet 1.0 for CIFAR-10 (baseline)",
+                  _built(baselines.squeezenet, dataset=CIFAR10), solvers.cifar_small)]
+
+
 def inception_bn_entries():
     full = _full("inception-bn", "inception-bn", "imagenet", "Inception-BN (customized)",
                  _built(inception_bn.build), solvers.imagenet_bn)
@@ -223,7 +258,7 @@ def catalog():
     for depth in resnet_cifar.DEPTHS:
         out += resnet_entries(depth)
     return out + googlenet_entries() + sepnet_entries() + inception_bn_entries() + \
-        baseline_entries()
+        baseline_entries() + cifar10_small_entries()
 
 
 def by_name(entries=None):

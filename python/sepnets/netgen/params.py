@@ -15,6 +15,11 @@ and keeps 1 x 1 and FC weights in full precision):
   but not learned and not counted in ``total`` (as the papers count);
 * ``binarized``: the weights of the given pattern layers (a subset of kxk,
   or of 1x1 for GoogLeNet's projAll1x1).
+
+:func:`multiply_adds` prices compute the same way, from the layer table
+Caffe itself shapes: what one image costs in the convolutions and FC layers
+(the rest, BatchNorm, ReLU, pooling, is a few percent and not counted, as the
+papers count).
 """
 import os
 import tempfile
@@ -74,3 +79,15 @@ def conv_table(net_or_path):
         shape = net.blobs[lp.top[0]].data.shape[1:]
         rows.append((lp.name, lp.type, k, s, g, tuple(shape), net.params[lp.name][0].count))
     return rows
+
+
+def multiply_adds(net_or_path):
+    """Multiply-adds per image of the convolutions and FC layers of a deploy
+    net (path or text): each weight is used once per output position
+    (groups and strides included, since the weight count and the output
+    shape come from Caffe)."""
+    total = 0
+    for _name, _typ, k, _s, _g, shape, weights in conv_table(net_or_path):
+        positions = shape[1] * shape[2] if k is not None and len(shape) == 3 else 1
+        total += weights * positions
+    return total

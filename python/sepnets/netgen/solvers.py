@@ -13,6 +13,7 @@ Ours (the release has none):
 
 * CIFAR-10 fine-tuning: ``solver.txt`` with base_lr 0.01 (the lr the notes
   record for the release's fine-tuning), same schedule;
+* the small nets' CIFAR-10 forms: the ResNets' recipe (:func:`cifar_small`);
 * the BatchNorm ImageNet nets (SEP-Net, Inception-BN, MobileNet): the GoogLeNet
   quick recipe with base_lr 0.1, which BatchNorm nets train with, and weight
   decay 1e-4 (small nets underfit rather than overfit); fine-tuning at 0.01;
@@ -72,6 +73,14 @@ def cifar_resnet(net, name, finetune=False):
         ("snapshot_prefix", _prefix(name, finetune)),
         ("solver_mode", "CPU"),
     ]
+
+
+def cifar_small(net, name, finetune=False):
+    """The one solver of the small-network comparison on CIFAR-10 (SEP-Net,
+    MobileNet, SqueezeNet): the ResNets' recipe, so that every net of the
+    comparison and the ResNet reference points train the same way (the
+    experiment runner scales its steps with the run's max_iter)."""
+    return cifar_resnet(net, name, finetune)
 
 
 def imagenet_quick(net, name, base_lr=0.01, weight_decay=0.0002, finetune=False,

@@ -5,12 +5,10 @@ ties: the lower loss), as the release tuned its offset on the validation
 data. The result tables read the choice back from there.
 """
 import os
-import time
 
-from ..caffeio.env import caffe_tool
 from ..caffeio.log import parse_log
 from ..caffeio.proto import read_caffemodel, write_message, write_model
-from ..caffeio.run import caffe_path, check_rc, from_caffe_path, run_caffe, shown
+from ..caffeio.run import caffe_path, from_caffe_path, shown
 from ..caffeio.snapshots import model_is_complete
 from ..errors import UserError
 from .nets import MEAN, choose_scale, scale_from, scale_label
@@ -105,20 +103,11 @@ class BiPatternMixin:
                 if lost:
                     raise UserError(full_model, f"has no weights for pattern layer '{lost[0]}'")
                 write_model(weights, pattern_model(model, net, layers, scale))
-                argv = [caffe_tool("caffe"), "test", f"-model={caffe_path(proto)}",
-                        f"-weights={caffe_path(weights)}",
-                        f"-iterations={self.sched['test_iter']}"]
-                if self.gpu is not None:
-                    argv.append(f"-gpu={self.gpu}")
-                t0 = time.time()
-                rc, tail = run_caffe(argv, log_path)
-                check_rc(rc, tail, "caffe test", log_path)
-                took = f", {time.time() - t0:.1f} s"
+                acc, ev, took = self.caffe_test(proto, weights, log_path)
+                took = f", {took:.1f} s"
             else:
-                took = ", done earlier"
-            log = parse_log(log_path)
-            acc = log.accuracy()
-            ev = log.evaluation
+                log = parse_log(log_path)
+                acc, ev, took = log.accuracy(), log.evaluation, ", done earlier"
             evals[label] = dict(scale=scale, log=os.path.basename(log_path),
                                 model=caffe_path(weights), top1=acc.top1, top5=acc.top5,
                                 loss=ev.loss, batches=ev.batches)

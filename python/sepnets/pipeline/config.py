@@ -94,9 +94,10 @@ def schedule(exp, a):
         if v is not None:
             s[k] = v
     full = read_run_solver(exp.full.solver)
-    fine = read_run_solver(exp.mean.finetune_solver)
+    fine = read_run_solver(exp.mean.finetune_solver) if exp.mean else None
     s["iters"] = s.get("iters") or full.max_iter
-    s["finetune_iters"] = s.get("finetune_iters") or fine.max_iter
+    # an experiment of step 1 alone fine-tunes nothing
+    s["finetune_iters"] = s.get("finetune_iters") or (fine.max_iter if fine else 0)
     s["ste_iters"] = s.get("ste_iters") or s["finetune_iters"]
     s["test_iter"] = s.get("test_iter") or (full.test_iter[0] if full.test_iter else 1)
     s["test_interval"] = s.get("test_interval") or full.test_interval or s["iters"]

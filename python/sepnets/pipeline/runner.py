@@ -5,7 +5,7 @@ The runner is a loop over the step table (:mod:`.steps`): 1 train the
 full-precision net, 2 binarize it with each scale and evaluate each with
 ``caffe test`` (the best top-1, ties: the lower loss, is fine-tuned), 3
 fine-tune with the patterns fixed, and the optional steps (STE training,
-BatchNorm statistics re-estimated).
+BatchNorm statistics re-estimated, 5 BQ: 1x1/FC weights at 8 bits).
 
 Everything a step writes lives under ``runs/<experiment>/<step>/`` (the
 solver and train_val written for this run, the snapshots ``snap_iter_N``);
@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..fileio import check_output_dir, write_text_atomic
 from . import reuse as reuse_mod
 from .bipattern import BiPatternMixin
+from .bq import BQMixin
 from .catalog import REFERENCE
 from .config import RESULT_KEYS
 from .data import ensure_data
@@ -37,7 +38,7 @@ from .steps import STEPS, optional_step_keys
 from .training import TrainingMixin
 
 
-class Runner(TrainingMixin, BiPatternMixin):
+class Runner(TrainingMixin, BiPatternMixin, BQMixin):
     def __init__(self, exp, sched, cfg, out=None):
         self.exp = exp
         self.sched = sched

@@ -8,8 +8,13 @@ it runs) plus its test: the runner, ``tools/parse_logs.py`` and
 
 Each ``run`` function gets the runner and ``done``, a dict in which the
 steps before it left what later steps need (``done["1_full"]``: the full
-model; ``done["2_bipattern"]``: the chosen scale; ``done["3_refined"]``:
-the refined model and its net and solver).
+model; ``done["2_bipattern"]``: the chosen scale; ``done["3_refined"]``, ``done["4_ste"]`` and
+the re-estimations ``done["3b_refined_bn"]`` ...: the model and its net and
+solver).
+
+Experiments with only a full-precision net (the baselines MobileNet and
+SqueezeNet) run step 1 (and 1b) only: the pattern steps are enabled when the
+experiment has a pattern net (:func:`_patterns`).
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -28,7 +33,7 @@ class Step:
     enabled: Callable         # (runner) -> bool
     run: Callable             # (runner, done) -> None
     optional: bool = False    # a column only when some experiment has the step
-    point_of: str = None      # kind point: drawn where this step's curve ends
+    point_of: tuple = None    # kind point: drawn where the first of these steps' curves ends
     options: tuple = ()       # schedule keys that matter once this step started
     uses: tuple = ()          # schedule keys its result depends on (besides earlier steps')
     glossary: tuple = None    # (term, meaning) for the tables' legend; steps may share one
@@ -37,6 +42,10 @@ class Step:
     def prefix(self):
         """The prefix of the step's log files: ``1_``, ``1b_``, ``2_`` ..."""
         return self.name.split("_", 1)[0] + "_"
+
+
+def _patterns(r):
+    return r.exp.mean is not None
 
 
 def _reset(r):
@@ -91,12 +100,20 @@ def _recalibrate(of):
             model, net, solver = done[of], r.catalog_net(r.exp.full), r.exp.full.solver
         else:
             model, net, solver = done[of]
-        r.recalibrate_step(step, of, net, solver, model)
+        done[step] = (r.recalibrate_step(step, of, net, solver, model), net, solver)
     return run
+
+
+def _bq(r, done):
+    done["5_bq"] = r.bq_step(done)
 
 
 def _recalibrating(r):
     return bool(r.sched.get("bn_recalibrate"))
+
+
+def _ste_on(r):
+    return r.ste and _patterns(r)
 
 
 _BN = ("bn_recalibrate",)
@@ -110,24 +127,30 @@ STEPS = (
          glossary=("Full", "full-precision training")),
     Step("1b_full_bn", "full_bn", "Full, BN re-est.", "1, BatchNorm statistics re-estimated",
          "C0", "point", enabled=_recalibrating, run=_recalibrate("1_full"), optional=True,
-         point_of="full", options=_BN, uses=_BN),
+         point_of=("full",), options=_BN, uses=_BN),
     Step("2_bipattern", "bipattern", "BiPattern", "2: BiPattern", "C1", "markers",
-         enabled=lambda r: True, run=_bipattern, uses=("sweep", "finetune_scale"),
+         enabled=_patterns, run=_bipattern, uses=("sweep", "finetune_scale"),
          glossary=("BiPattern", "right after binarization")),
     Step("3_refined", "refined", "Refined", "3: refined (fixed patterns)", "C2", "curve",
-         enabled=lambda r: True, run=_refined, uses=("finetune_iters", "bn_stats"),
+         enabled=_patterns, run=_refined, uses=("finetune_iters", "bn_stats"),
          glossary=("Refined", "after fine-tuning with fixed patterns")),
     Step("3b_refined_bn", "refined_bn", "Refined, BN re-est.",
-         "3, BatchNorm statistics re-estimated", "C2", "point", enabled=_recalibrating,
-         run=_recalibrate("3_refined"), optional=True, point_of="refined", options=_BN, uses=_BN),
-    Step("4_ste", "ste", "STE", "4: STE", "C3", "curve", enabled=lambda r: r.ste,
+         "3, BatchNorm statistics re-estimated", "C2", "point",
+         enabled=lambda r: _patterns(r) and _recalibrating(r),
+         run=_recalibrate("3_refined"), optional=True, point_of=("refined",), options=_BN, uses=_BN),
+    Step("4_ste", "ste", "STE", "4: STE", "C3", "curve", enabled=_ste_on,
          run=_ste, optional=True, options=_STE, uses=_STE + ("bn_stats",),
          glossary=("STE", "the pattern net trained with the straight-through estimator")),
     Step("4b_ste_bn", "ste_bn", "STE, BN re-est.", "4, BatchNorm statistics re-estimated",
-         "C3", "point", enabled=lambda r: r.ste and _recalibrating(r),
-         run=_recalibrate("4_ste"), optional=True, point_of="ste", options=_BN, uses=_BN,
+         "C3", "point", enabled=lambda r: _ste_on(r) and _recalibrating(r),
+         run=_recalibrate("4_ste"), optional=True, point_of=("ste",), options=_BN, uses=_BN,
          glossary=("BN re-est.", "that model with its BatchNorm statistics re-estimated, "
                    "weights unchanged")),
+    Step("5_bq", "bq", "BQ", "5: BQ (1x1 and FC at 8 bits)", "C4", "point",
+         enabled=lambda r: _patterns(r) and r.exp.bq is not None, run=_bq, optional=True,
+         point_of=("ste", "refined"),
+         glossary=("BQ", "the best pattern model packed with its 1x1 and FC weights at 8 bits "
+                   "(SEP-Net-BQ), unpacked and tested")),
 )
 BY_NAME = {s.name: s for s in STEPS}
 BY_KEY = {s.key: s for s in STEPS}

@@ -133,6 +133,19 @@ class TrainingMixin:
         self.write_results(quiet=True)
         return final
 
+    def caffe_test(self, proto, weights, log_path):
+        """``caffe test`` of `weights` in net `proto` over the run's test
+        batches, logged to `log_path`: (accuracy, evaluation, seconds)."""
+        argv = [caffe_tool("caffe"), "test", f"-model={caffe_path(proto)}",
+                f"-weights={caffe_path(weights)}", f"-iterations={self.sched['test_iter']}"]
+        if self.gpu is not None:
+            argv.append(f"-gpu={self.gpu}")
+        t0 = time.time()
+        rc, tail = run_caffe(argv, log_path)
+        check_rc(rc, tail, "caffe test", log_path)
+        log = parse_log(log_path)
+        return log.accuracy(), log.evaluation, time.time() - t0
+
     def recalibrate_step(self, step, of, net, solver_src, model):
         """Re-estimate the BatchNorm statistics of `model` (the final model of
         step `of`): ``caffe train`` at base_lr 0 for --bn-recalibrate

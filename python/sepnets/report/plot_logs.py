@@ -22,7 +22,8 @@ FIGURE_NAME = "training_curves.png"
 _STYLE = {st.key: (st.color, st.legend) for st in STEPS}
 #: Training steps, drawn as curves (the first is the base the others follow).
 _CURVES = tuple(st.key for st in STEPS if st.kind == "curve")
-#: A re-estimation's one test, drawn as a point where its training step ended.
+#: A one-test step (re-estimation, BQ), drawn as a point where the first of
+#: its steps' curves that the experiment has ended.
 _POINTS = {st.key: st.point_of for st in STEPS if st.kind == "point"}
 
 
@@ -63,8 +64,9 @@ def curves(exp):
         s.update(acc_it=[i + di for i in its], acc_sec=[x + ds for x in secs],
                  acc=_clean(acc))
         series[key] = s
-    for key, base in _POINTS.items():
-        r, b = exp.results.get(key), series.get(base)
+    for key, bases in _POINTS.items():
+        r = exp.results.get(key)
+        b = next((series[k] for k in bases if k in series), None)
         if r is None or b is None or not b["loss_it"] + b["acc_it"]:
             continue
         end_it = max(b["loss_it"] + b["acc_it"])
