@@ -7,8 +7,8 @@ from sepnets import REPO_ROOT
 from sepnets.cli import parser, run
 from sepnets.pipeline.config import DEFAULT_SWEEP, QUICK, RunConfig
 from sepnets.pipeline.nets import parse_scale
-from sepnets.pipeline.run_experiment import (fraction, positive_int, positive_float, steps_arg,
-                                             sweep_arg, command, parse)
+from sepnets.pipeline.run_experiment import (fraction, positive_int, positive_float, step_arg,
+                                             steps_arg, sweep_arg, command, parse)
 
 
 def build_parser():
@@ -21,7 +21,10 @@ def build_parser():
         "  3. fine-tune the best one with fixed patterns  -> 3_refined.log\n"
         "  4. optionally (--ste) train the pattern net with the straight-through\n"
         "     estimator from the full-precision model     -> 4_ste.log\n"
-        "then write logs/<exp>/results.md and training_curves.png.\n\n"
+        "  5. for SEP-Net (cifar10-sepnet): pack the best pattern model with its 1x1\n"
+        "     and FC weights at 8 bits (SEP-Net-BQ), unpack and test it -> 5_bq.log\n"
+        "then write logs/<exp>/results.md and training_curves.png. A net without\n"
+        "pattern variants (cifar10-mobilenet, cifar10-squeezenet) runs step 1 alone.\n\n"
         "Resumable: killed at any point and started again with the same options, it\n"
         "skips finished steps and continues the interrupted one from its newest\n"
         "snapshot (runs/<exp>/<step>/snap_iter_N). Missing CIFAR-10 data is prepared\n"
@@ -41,6 +44,8 @@ def build_parser():
          "--batch 128",
          "python tools/run_experiment.py cifar10-resnet56 --ste --gpu 0",
          "python tools/run_experiment.py cifar10-resnet20 --ste --ste-lr-mult 20",
+         "python tools/run_experiment.py experiments/small-nets-sepnet.toml --until 1b_full_bn",
+         "python tools/run_experiment.py cifar10-mobilenet --iters 8000  # step 1 alone",
          "python tools/run_experiment.py cifar10-resnet20 --sweep release --finetune-scale mean",
          "python tools/run_experiment.py cifar10-resnet32 --source cifar-10-binary.tar.gz "
          "--data /scratch/data",
@@ -125,6 +130,10 @@ def build_parser():
     p.add_argument("--reuse-steps", type=steps_arg, metavar="STEP,...",
                    default=RunConfig.reuse_steps,
                    help="the steps --reuse takes (default 1_full,2_bipattern,3_refined)")
+    p.add_argument("--until", type=step_arg, metavar="STEP",
+                   help="stop after this step (e.g. 1b_full_bn: train and re-estimate "
+                        "the full-precision net, binarize later); the same command "
+                        "without --until continues")
     p.add_argument("--resume-kit", choices=("save", "restore"),
                    help="save: after each finished step and on a stop, keep what this "
                         "unfinished run needs to resume on another machine in "

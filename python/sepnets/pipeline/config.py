@@ -58,6 +58,7 @@ class RunConfig:
     reuse: str = None
     reuse_steps: tuple = ("1_full", "2_bipattern", "3_refined")
     resume_kit: str = None            # save | restore | None
+    until: str = None                 # stop after this step (a later run continues)
     toml: str = None                  # the experiment file it came from
     options: dict = field(default_factory=dict)   # the schedule options given
 

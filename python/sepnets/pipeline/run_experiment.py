@@ -76,6 +76,13 @@ def steps_arg(text):
     return steps
 
 
+def step_arg(text):
+    from .steps import BY_NAME
+    if text not in BY_NAME:
+        raise UserError("--until", f"unknown step '{text}'; steps: " + ", ".join(BY_NAME))
+    return text
+
+
 def load_toml(path, p):
     """An experiment file as (experiment, [argv...]): its keys turned into the
     options they name, so that the parser checks them like typed ones."""

@@ -194,10 +194,16 @@ class Runner(TrainingMixin, BiPatternMixin, BQMixin):
             os.makedirs(self.logs, exist_ok=True)
             self.write_meta()
             done = {}
+            until = getattr(self.cfg, "until", None)
             try:
                 for step in STEPS:
                     if step.enabled(self):
                         step.run(self, done)
+                    if step.name == until:
+                        self.say(f"stopped after {until} (--until); run the same command "
+                                 "without --until to continue")
+                        self.save_state()
+                        return self.write_results()
             except KeyboardInterrupt:
                 self.say(f"\nstopped; run the same command again to continue (state: "
                          f"{shown(self.state_path)})")
