@@ -25,7 +25,7 @@ for all three nets, the usual way ImageNet nets are carried to 32 x 32:
 * the bodies keep their widths, groups and modules, so they keep the
   parameter counts the paper matched them at; only the classifier shrinks to
   10 classes (MobileNet's and SEP-Net's 512 x 1000 FC were 0.51 M of their
-  1.3 M), which leaves SEP-Net-R and MobileNet within 0.3 % of each other and
+  1.3 M), which leaves SEP-Net-R and MobileNet within 0.01 % of each other and
   SqueezeNet 11 % smaller, as in the paper (1.3 / 1.3 / 1.2 M);
 * the stem works at full resolution: stride 1 and a 3x3 kernel (SqueezeNet's
   7x7 and SEP-Net's 5x5 were sized for 224 x 224 images; MobileNet's is
@@ -47,7 +47,7 @@ for all three nets, the usual way ImageNet nets are carried to 32 x 32:
   go: +0.4 % parameters.
 
 Multiply-adds per 32 x 32 image (``gen_prototxt.py --summary``): SEP-Net-R
-60 M, MobileNet 17 M, SqueezeNet 53 M, ResNet-20 41 M: the comparison is at
+60 M, MobileNet 17 M, SqueezeNet 53 M, ResNet-20 43 M: the comparison is at
 equal parameters, as the paper's is, not at equal compute.
 """
 from .layers import CIFAR10, IMAGENET, MSRA, XAVIER, NetBuilder, constant, gaussian

@@ -70,8 +70,8 @@ comparison on real data; the rule shared with MobileNet and SqueezeNet is in
 its parameters; for 32 x 32 input the stem is a 3x3 convolution (the 5x5
 was sized for 224 x 224 images) with stride 1, and conv5 has stride 1, so
 that the feature maps are 32, 16, 8, 4, 4 (ImageNet: 112, 56, 28, 14, 7)
-and the last one is 4 x 4; a 10-way FC. That is 815 k parameters and
-60 M multiply-adds per image (ResNet-20: 0.29 M, 41 M).
+and the last one is 4 x 4; a 10-way FC. That is 823,754 parameters and
+60 M multiply-adds per image (ResNet-20: 0.29 M, 43 M).
 """
 from .layers import CIFAR10, IMAGENET, MSRA, NetBuilder, gaussian
 
