@@ -12,9 +12,11 @@ def build_parser():
                "Turn the Caffe logs of experiments into CSV files and result tables\n"
                "(Full / BiPattern / Refined, top-1 and top-5) in the release README's form:\n"
                "<exp>/csv/<log>.csv, <exp>/results.md and, for a folder of experiments,\n"
-               "RESULTS.md beside them. The tables are printed too. Experiment folder\n"
-               "layout: 1_full.log, 2_bipattern*.log, 3_refined.log, 4_ste.log (optional),\n"
-               "experiment.json (optional); see python/sepnets/results.py.",
+               "RESULTS.md beside them, with the paper-form comparisons across runs (the\n"
+               "ResNet depth trend, the small networks; python/sepnets/report/comparisons.py).\n"
+               "The tables are printed too. Experiment folder layout: 1_full.log,\n"
+               "2_bipattern*.log, 3_refined.log, 4_ste.log (optional), experiment.json\n"
+               "(optional); see python/sepnets/results.py.",
                ["python tools/parse_logs.py logs/",
                 "python tools/parse_logs.py logs/8000-iters/cifar10-resnet20",
                 "python tools/parse_logs.py logs/ --top1 loss3/top-1 --top5 loss3/top-5"])

@@ -12,7 +12,9 @@ def build_parser():
                "Plot each experiment's training loss and test top-1 against iterations\n"
                "and against wall-clock seconds, the steps on one axis: full precision,\n"
                "the BiPattern evaluations (markers), then refined (and STE) training\n"
-               f"offset after step 1. Writes <experiment>/{FIGURE_NAME}.",
+               f"offset after step 1. Writes <experiment>/{FIGURE_NAME}; given the logs\n"
+               "root, also the comparisons' depth_trend.png and small_nets.png beside\n"
+               "RESULTS.md (when there is something to plot).",
                ["python tools/plot_logs.py logs/",
                 "python tools/plot_logs.py logs/8000-iters/cifar10-resnet20 --dpi 150",
                 "python tools/plot_logs.py logs/ --top1 loss3/top-1"])

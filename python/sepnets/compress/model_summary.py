@@ -10,11 +10,8 @@ from ..caffeio.proto import read_prototxt
 from ..caffeio.pycaffe import net_param_shapes
 from ..cli import input_shape
 from ..errors import UserError
+from ..report.paper import PAPER_SIZES_MB
 from .sizes import BINARY, FP32, INT8, MB, Summary, net_layer_sizes, summarize
-
-#: The paper's sizes of its small ImageNet nets (PAPER_NOTES section 4).
-PAPER_SIZES_MB = {"SEP-Net-R": 5.2, "SEP-Net-B": 4.2, "SEP-Net-BQ": 1.3,
-                  "MobileNet 0.5": 5.2, "SqueezeNet": 4.8}
 
 
 def format_summary(s):
@@ -59,17 +56,20 @@ PAPER_NAMES = {"sepnet-r": "SEP-Net-R", "sepnet-b": "SEP-Net-B",
 BQ_OF = {"sepnet-b": "SEP-Net-BQ"}
 
 
-def catalog_summaries():
+def catalog_summaries(names=None):
     """[(row name, Entry, Summary)] for every generated net's deploy prototxt
     (fix-pattern nets: their parent's deploy with the pattern layers baked),
     plus SEP-Net-BQ = SEP-Net-B with 8-bit 1x1/FC weights (and the catalog's
-    own BQ entries, counted the same way)."""
+    own BQ entries, counted the same way). `names`: only these catalog
+    entries (the comparison tables price a few nets, not all of them)."""
     try:
         from ..netgen.catalog import catalog
     except ImportError as e:
         raise UserError("sepnets.netgen.catalog", f"not available ({e})") from None
     out, shapes = [], {}
     for e in catalog():
+        if names is not None and e.name not in names:
+            continue
         deploy = os.path.join(REPO_ROOT, e.deploy)
         net = read_prototxt(deploy)
         if deploy not in shapes:  # fix-pattern nets share their parent's deploy

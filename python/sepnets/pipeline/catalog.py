@@ -13,10 +13,6 @@ from dataclasses import dataclass
 
 from .nets import data_path
 
-# The release README's "Ref" column (the ResNet paper's top-1 on CIFAR-10).
-REFERENCE = {"cifar10-resnet20": {"top1": 0.9125}, "cifar10-resnet32": {"top1": 0.9249},
-             "cifar10-resnet44": {"top1": 0.9283}, "cifar10-resnet56": {"top1": 0.9303}}
-
 
 @dataclass
 class Experiment:

@@ -27,10 +27,10 @@ from ..caffeio.proto import caffe_pb2, phase_of
 from ..caffeio.run import caffe_path, from_caffe_path, shown
 from ..errors import UserError
 from ..fileio import check_output_dir, write_text_atomic
+from ..report.paper import REFERENCE
 from . import reuse as reuse_mod
 from .bipattern import BiPatternMixin
 from .bq import BQMixin
-from .catalog import REFERENCE
 from .config import RESULT_KEYS
 from .data import ensure_data
 from .nets import read_run_net, run_net

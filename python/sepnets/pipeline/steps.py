@@ -17,6 +17,7 @@ SqueezeNet) run step 1 (and 1b) only: the pattern steps are enabled when the
 experiment has a pattern net (:func:`_patterns`).
 """
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable
 
 from .nets import scale_label, ste_net
@@ -164,6 +165,19 @@ def optional_step_keys():
             out.setdefault(k, ())
             out[k] += (s.name,)
     return out
+
+
+def possible_steps(patterns=True):
+    """The steps an experiment can run with every option on: all of them for a
+    net with a pattern variant, steps 1 and 1b for one without (the
+    baselines). Asked of the steps' own ``enabled`` rules (with a stand-in
+    runner), so that the result tables know which schedule keys an
+    experiment's results can depend on (their ``uses``) without a second
+    list of the rules."""
+    net = object() if patterns else None
+    probe = SimpleNamespace(exp=SimpleNamespace(mean=net, bq=net), ste=True,
+                            sched={"bn_recalibrate": 1, "bn_stats": "reset"})
+    return tuple(s for s in STEPS if s.enabled(probe))
 
 
 def step_of(filename):

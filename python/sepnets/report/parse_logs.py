@@ -3,7 +3,9 @@
 README (Full / BiPattern / Refined, top-1 over top-5), so that the numbers in
 the project's tables always come from logs of real runs. One column per
 step of the step table (:mod:`sepnets.pipeline.steps`); optional steps only
-when some experiment has them.
+when some experiment has them. Given the logs root, RESULTS.md also gets the
+paper-form comparisons across experiments (:mod:`.comparisons`: the depth
+trend, the small networks).
 """
 import math
 import os
@@ -48,14 +50,19 @@ def table(experiments, digits=4):
         if with_ref:
             ref = e.meta.get("reference") if isinstance(e.meta.get("reference"), dict) else {}
             cells.append(_cell(ref.get("top1"), ref.get("top5"), digits))
-        for k in steps:
-            r = e.results.get(k)
-            cell = _cell(r.acc.top1, r.acc.top5, digits) if r else "- <br /> -"
-            if r and r.log.kind != "test" and not r.log.complete:
-                cell += f" <br /> (unfinished, iteration {r.acc.iteration})"
-            cells.append(cell)
+        cells += [step_cell(e.results.get(k), digits) for k in steps]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def step_cell(r, digits=4):
+    """A step's cell: top-1 over top-5, "-" when the step has no log, and a
+    training step whose log has not reached "Optimization Done." marked
+    unfinished with its last tested iteration (every table marks it so)."""
+    cell = _cell(r.acc.top1, r.acc.top5, digits) if r else "- <br /> -"
+    if r and r.log.kind != "test" and not r.log.complete:
+        cell += f" <br /> (unfinished, iteration {r.acc.iteration})"
+    return cell
 
 
 def _md(text):
@@ -173,16 +180,21 @@ def command(a):
         if e.logs:
             written += write_experiment(e, a.digits)
     is_root = not log_files(a.path)
+    sections, missing = "", []
     if is_root:
+        from .comparisons import markdown as comparisons
+        sections = comparisons(exps, a.path, a.digits, say=missing.append)
         out = os.path.join(a.path, COMBINED_NAME)
-        write_text(out, combined_markdown(exps, a.path, a.digits))
+        write_text(out, combined_markdown(exps, a.path, a.digits) + sections)
         written.append(out)
     if not a.quiet:
         for e in exps:
             if e.logs:
                 print(experiment_markdown(e, a.digits))
         if is_root:
-            print(f"# All experiments ({COMBINED_NAME})\n\n" + table(exps, a.digits))
+            print(f"# All experiments ({COMBINED_NAME})\n\n" + table(exps, a.digits) + sections)
+    for line in missing:
+        print(line)
     n_csv = sum(1 for w in written if w.endswith(".csv"))
     print(f"wrote {n_csv} CSV file(s) and "
           + ", ".join(os.path.relpath(w) for w in written if w.endswith(".md")))

@@ -7,6 +7,9 @@ Step 3 (and the optional STE step 4) start where step 1 ended: their
 iterations are offset by step 1's last iteration, their seconds by step 1's
 wall-clock time plus the BiPattern evaluations' time. The BiPattern
 evaluations are markers at that boundary (the one in the table larger).
+
+Given the logs root, the comparisons' figures are written beside RESULTS.md
+too (:mod:`.comparison_figures`: depth_trend.png, small_nets.png).
 """
 import math
 import os
@@ -15,7 +18,7 @@ import sys
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..pipeline.steps import STEPS
-from .results import load_folders, readable, warn
+from .results import load_folders, log_files, readable, warn
 
 FIGURE_NAME = "training_curves.png"
 #: Colour and legend of each step, from the step table.
@@ -154,6 +157,12 @@ def command(a):
         print(f"plot_logs.py: warning: {err}", file=sys.stderr)
     if not written:
         raise UserError(a.path, "no experiment with results to plot")
+    missing = []
+    if not log_files(a.path):       # the logs root: the comparisons' figures too
+        from .comparison_figures import write_figures
+        written += write_figures(exps, a.path, a.dpi, say=missing.append)
     for w in written:
         print(f"wrote {os.path.relpath(w)}")
+    for line in missing:
+        print(line)
     return 0

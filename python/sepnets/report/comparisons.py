@@ -1,0 +1,423 @@
+"""The paper's comparisons across experiments, in the paper's forms, from the
+same logs as the per-experiment tables: what depth does to binarization
+(issue 18) and how the small nets compare (issue 19).
+
+Where they go (one place each): ``tools/parse_logs.py logs/`` appends the two
+tables as sections of ``logs/RESULTS.md``; ``tools/plot_logs.py logs/`` writes
+``logs/depth_trend.png`` and ``logs/small_nets.png``
+(:mod:`.comparison_figures`). Given one experiment folder, neither tool
+writes them. A comparison without any experiment of its kind is not written
+(the tools say so in one line); unfinished steps are marked as in every
+table, missing ones are "-".
+
+* **Depth trend**: every ResNet depth we ran (experiments whose
+  experiment.json ``full_net`` is ``cifar10-resnet<depth>``) beside the
+  release README's ResNet-20/32/44/56 rows (:mod:`.paper`), one column per
+  step of the step table, plus the gaps Full - Refined and Full - best
+  pattern model (the best top-1 of the models step 5 chooses among) in
+  points of top-1.
+* **Small networks**: the paper's small-network table in CIFAR-10 form:
+  SEP-Net-R, SEP-Net-B (fixed patterns; and STE + BN re-estimation when
+  run), SEP-Net-BQ (step 5: experiment.json's ``bq_from`` says which model
+  was packed, ``bq_bytes`` the packed file's size), MobileNet 0.5,
+  SqueezeNet (experiments ``cifar10-sepnet``, ``cifar10-mobilenet``,
+  ``cifar10-squeezenet``), and the depth trend's ResNets as reference rows.
+  Parameters and size as stored come from the generated deploy prototxts
+  through :func:`sepnets.compress.model_summary.catalog_summaries` (the
+  project's one counter and pricing rules), multiply-adds per image from
+  :func:`sepnets.netgen.params.multiply_adds`; the paper's ImageNet
+  parameters, size and top-1 beside them, labelled as theirs.
+
+Which runs: a comparison shows ONE schedule, so that its rows differ only in
+the net. Two experiments are of one schedule when experiment.json's
+``schedule`` agrees on every key of :data:`sepnets.pipeline.config.RESULT_KEYS`
+that both results can depend on: all of them for a net with a pattern
+variant, only steps 1 and 1b's keys for a baseline that runs step 1 alone
+(:func:`sepnets.pipeline.steps.possible_steps`; so MobileNet, which never
+runs STE, still joins SEP-Net's schedule of the same step 1). Of the
+schedules found, the one covering the most nets (depths; small nets) is
+shown, ties: more iterations (iters + finetune_iters + ste_iters), then the
+first folder. Two runs of one net in it: the one with more steps logged.
+The schedule is stated under the section's heading; the runs of these nets
+left out are named below the table.
+"""
+import functools
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..pipeline.bq import SOURCES as _BQ_SOURCES
+from ..pipeline.config import RESULT_KEYS
+from ..pipeline.steps import BY_NAME, STEPS, possible_steps
+from .paper import PAPER_LABEL, PAPER_SMALL, RELEASE_CIFAR10, RELEASE_LABEL
+from .parse_logs import _cell, _md, step_cell
+from .results import TITLES
+
+#: The pattern models step 5 chooses among, by table key: the "best pattern model".
+PATTERN_KEYS = tuple(BY_NAME[n].key for n in _BQ_SOURCES)
+ITERATION_KEYS = ("iters", "finetune_iters", "ste_iters")
+DEPTH_FIGURE = "depth_trend.png"
+SMALL_FIGURE = "small_nets.png"
+_RESNET = re.compile(r"cifar10-resnet(\d+)")
+_DASH = "- <br /> -"
+
+
+# ------------------------------------------------------------ which runs
+
+@functools.lru_cache(maxsize=None)
+def _result_keys(patterns):
+    keys = {k for s in possible_steps(patterns) for k in s.uses}
+    return tuple(k for k in RESULT_KEYS if k in keys)
+
+
+@functools.lru_cache(maxsize=None)
+def _pattern_experiments():
+    """{experiment name: whether it has a pattern net}, from the runner's catalog."""
+    from ..pipeline.catalog import experiments
+    return {n: e.mean is not None for n, e in experiments().items()}
+
+
+def schedule_of(exp):
+    """{key: value} of the RESULT_KEYS the experiment's results can depend on,
+    from its experiment.json; None when it records no schedule."""
+    sched = exp.meta.get("schedule")
+    if not isinstance(sched, dict):
+        return None
+    patterns = _pattern_experiments().get(exp.meta.get("name"), True)
+    return {k: sched.get(k) for k in _result_keys(patterns)}
+
+
+def _fits(sched, wider):
+    return set(sched) <= set(wider) and all(sched[k] == wider[k] for k in sched)
+
+
+def _iterations(sched):
+    return sum(sched.get(k) or 0 for k in ITERATION_KEYS)
+
+
+@dataclass
+class Group:
+    """The experiments of one schedule chosen for a comparison."""
+    schedule: dict                                  # the schedule's keys and values
+    members: dict                                   # slot (depth, name) -> Experiment
+    others: list = field(default_factory=list)      # these nets' runs left out
+
+
+def choose_group(exps, slot_of):
+    """The Group of the schedule covering the most slots (``slot_of(exp)``:
+    the depth, the experiment name), ties: more iterations, then the first
+    folder; None when no experiment has a slot and a schedule."""
+    cands = [(e, schedule_of(e)) for e in exps if slot_of(e) is not None]
+    cands = [(e, s) for e, s in cands if s is not None]
+    best, best_score = None, None
+    for _, wide in cands:
+        slots = {}
+        for e, s in cands:
+            if _fits(s, wide):
+                slots.setdefault(slot_of(e), []).append(e)
+        score = (len(slots), _iterations(wide), len(wide))
+        if best_score is None or score > best_score:
+            best, best_score = (wide, slots), score
+    if best is None:
+        return None
+    wide, slots = best
+    members = {k: max(v, key=lambda e: (len(e.results), -v.index(e)))
+               for k, v in slots.items()}
+    chosen = {id(e) for e in members.values()}
+    others = [e for e in exps if slot_of(e) is not None and id(e) not in chosen]
+    return Group(dict(wide), dict(sorted(members.items())), others)
+
+
+def depth_of(exp):
+    m = _RESNET.fullmatch(str(exp.meta.get("full_net", "")))
+    return int(m.group(1)) if m else None
+
+
+def depth_group(exps):
+    return choose_group(exps, depth_of)
+
+
+# ------------------------------------------------------------ numbers
+
+def finished(r):
+    """Whether a step's log is complete: a training log that reached
+    "Optimization Done.", a test log with its final summary."""
+    if r is None:
+        return False
+    if r.log.kind == "test":
+        return bool(r.log.evaluation and r.log.evaluation.complete)
+    return bool(r.log.complete)
+
+
+def _top1(r):
+    v = r.acc.top1 if r is not None else None
+    return v if v is not None and math.isfinite(v) else None
+
+
+@dataclass
+class Gap:
+    points: float        # Full - other, top-1, in percentage points
+    key: str             # the other step
+    finished: bool       # both logs complete
+
+
+def gap(exp, key):
+    """Full - `key` in points of top-1, or None when either has no top-1."""
+    full, other = exp.results.get("full"), exp.results.get(key)
+    if _top1(full) is None or _top1(other) is None:
+        return None
+    return Gap(100 * (_top1(full) - _top1(other)), key, finished(full) and finished(other))
+
+
+def best_pattern(exp):
+    """The key of the pattern model with the best top-1 (ties: the earlier step)."""
+    scored = [(_top1(exp.results.get(k)), -i, k) for i, k in enumerate(PATTERN_KEYS)
+              if _top1(exp.results.get(k)) is not None]
+    return max(scored)[2] if scored else None
+
+
+def schedule_text(sched):
+    """The schedule as 'iters 12000, batch 128, ...' (keys without a value left out)."""
+    def fmt(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{k} {fmt(v)}" for k, v in sched.items() if v is not None)
+
+
+def _run_label(exp, root):
+    """'ResNet-20 (this project, 12000-iters-ste6000-m20)': the net and its run folder."""
+    model = str(exp.meta.get("model") or exp.meta.get("name") or os.path.basename(exp.folder))
+    run = os.path.relpath(os.path.dirname(os.path.normpath(exp.folder)), root)
+    return f"{model} (this project{'' if run == os.curdir else ', ' + run})"
+
+
+def _link(exp, root, text):
+    return f"[{_md(text)}]({os.path.relpath(exp.folder, root)}/results.md)"
+
+
+def _table(head, rows):
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+                     + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def _others_line(group, root):
+    if not group.others:
+        return ""
+    return ("\nRuns of these nets with another schedule (or a second run), not in this table: "
+            + ", ".join(_link(e, root, os.path.relpath(e.folder, root)) for e in group.others)
+            + ".\n")
+
+
+# ------------------------------------------------------------ depth trend
+
+def depth_table(group, root, digits=4):
+    """The release's form, ours beside theirs, one depth after the other."""
+    exps = list(group.members.values())
+    steps = [s.key for s in STEPS if not s.optional or any(s.key in e.results for e in exps)]
+    pd = max(digits - 2, 0)
+    head = ["Model", "Acc", "Ref"] + [TITLES[k] for k in steps] + \
+        ["Full - Refined (points)", "Full - best pattern model (points)"]
+    rows = []
+    for depth in sorted(set(RELEASE_CIFAR10) | set(group.members)):
+        rel = RELEASE_CIFAR10.get(depth)
+        if rel is not None:
+            by = {"full": rel.full, "bipattern": rel.bipattern, "refined": rel.refined}
+            g = f"{100 * (rel.full[0] - rel.refined[0]):.{pd}f}"
+            rows.append([f"ResNet-{depth} ({RELEASE_LABEL})", "Top 1 <br /> Top 5",
+                         _cell(rel.ref, None, digits)]
+                        + [_cell(*by[k], digits) if k in by else _DASH for k in steps]
+                        + [g, f"{g} ({TITLES['refined']})"])
+        exp = group.members.get(depth)
+        if exp is not None:
+            ref = exp.meta.get("reference") if isinstance(exp.meta.get("reference"), dict) else {}
+            best = best_pattern(exp)
+            rows.append([_link(exp, root, _run_label(exp, root)), "Top 1 <br /> Top 5",
+                         _cell(ref.get("top1"), ref.get("top5"), digits)]
+                        + [step_cell(exp.results.get(k), digits) for k in steps]
+                        + [_gap_cell(gap(exp, "refined"), pd, False),
+                           _gap_cell(gap(exp, best) if best else None, pd, True)])
+    return _table(head, rows)
+
+
+def _gap_cell(g, pd, named):
+    if g is None:
+        return "-"
+    text = f"{g.points:.{pd}f}" + (f" ({TITLES[g.key]})" if named else "")
+    return text + ("" if g.finished else " (unfinished)")
+
+
+def depth_section(group, root, digits=4):
+    depths = ", ".join(f"ResNet-{d}" for d in group.members)
+    iters = group.schedule.get("iters")
+    return (f"## Depth trend: {depths} on CIFAR-10"
+            + (f", {iters:,} full-precision iterations" if iters else "") + "\n\n"
+            f"Our runs of one schedule (experiment.json: {schedule_text(group.schedule)}) "
+            f"beside the {RELEASE_LABEL}'s rows (their numbers: 80,000 iterations at batch "
+            "256 on a GPU; not run here). Each cell: top-1 over top-5; the gaps are in "
+            "percentage points of top-1, the best pattern model being the pattern model "
+            f"with the best top-1 ({'; '.join(TITLES[k] for k in PATTERN_KEYS)}). Figure: "
+            f"[{DEPTH_FIGURE}]({DEPTH_FIGURE}) (`tools/plot_logs.py`).\n\n"
+            + depth_table(group, root, digits) + _others_line(group, root))
+
+
+# ------------------------------------------------------------ small nets
+
+@dataclass(frozen=True)
+class SmallRow:
+    label: str
+    experiment: str           # the runner's experiment (experiment.json "name")
+    step: str                 # the step whose test gives the accuracy
+    net: str                  # the catalog entry priced
+    paper: str                # the paper's row (PAPER_SMALL)
+    optional: bool = False    # a row only when the step has a log
+
+
+#: The paper's small-network table in CIFAR-10 form, in its order.
+SMALL_ROWS = (
+    SmallRow("SEP-Net-R (full precision)", "cifar10-sepnet", "full", "cifar10-sepnet-r",
+             "SEP-Net-R"),
+    SmallRow("SEP-Net-B (fixed patterns)", "cifar10-sepnet", "refined", "cifar10-sepnet-b",
+             "SEP-Net-B"),
+    SmallRow("SEP-Net-B (STE, BN re-est.)", "cifar10-sepnet", "ste_bn", "cifar10-sepnet-b",
+             "SEP-Net-B", optional=True),
+    SmallRow("SEP-Net-BQ", "cifar10-sepnet", "bq", "cifar10-sepnet-bq", "SEP-Net-BQ"),
+    SmallRow("MobileNet 0.5", "cifar10-mobilenet", "full", "cifar10-mobilenet", "MobileNet 0.5"),
+    SmallRow("SqueezeNet", "cifar10-squeezenet", "full", "cifar10-squeezenet", "SqueezeNet"),
+)
+SMALL_EXPERIMENTS = tuple(dict.fromkeys(r.experiment for r in SMALL_ROWS))
+
+
+def small_group(exps):
+    return choose_group(exps, lambda e: e.meta.get("name")
+                        if e.meta.get("name") in SMALL_EXPERIMENTS else None)
+
+
+@dataclass
+class Cost:
+    params: int               # learned parameters (the project's counter)
+    nbytes: int               # size as stored (compress.sizes' rules)
+    macs: int                 # multiply-adds per image
+
+
+@functools.lru_cache(maxsize=None)
+def net_costs(names):
+    """{catalog name: Cost} of the generated deploy prototxts (pycaffe)."""
+    from .. import REPO_ROOT
+    from ..compress.model_summary import catalog_summaries
+    from ..netgen.params import multiply_adds
+    out, macs = {}, {}
+    for row, entry, s in catalog_summaries(set(names)):
+        if row not in names:
+            continue
+        if entry.deploy not in macs:
+            macs[entry.deploy] = multiply_adds(os.path.join(REPO_ROOT, entry.deploy))
+        out[row] = Cost(s.counts["total"], s.nbytes, macs[entry.deploy])
+    return out
+
+
+@dataclass
+class SmallPoint:
+    """One row of the small-network table."""
+    label: str
+    net: str
+    result: object = None     # the StepResult, or None
+    exp: object = None        # the Experiment, or None (not run)
+    paper: object = None      # PaperSmallNet, or None (references)
+    note: str = ""
+    reference: bool = False
+
+
+def small_points(group, depths):
+    """The table's rows: the paper's nets (those of SMALL_ROWS whose
+    experiment is missing too, with "-"), then the depth trend's ResNets as
+    references (`depths`: the depth Group, or None)."""
+    points = []
+    for row in SMALL_ROWS:
+        exp = group.members.get(row.experiment) if group else None
+        r = exp.results.get(row.step) if exp else None
+        if row.optional and r is None:
+            continue
+        if exp is None:
+            note = f"not run (experiment {row.experiment})"
+        elif r is None:
+            note = f"{TITLES[row.step]}: no log yet"
+        else:
+            note = f"{TITLES[row.step]} of {row.experiment}"
+        if row.step == "bq" and exp is not None and exp.meta.get("bq_from"):
+            src = BY_NAME.get(str(exp.meta["bq_from"]))
+            what = src.title if src else exp.meta["bq_from"]
+            note = f"step 5: the {what} model packed"
+            if isinstance(exp.meta.get("bq_bytes"), int):
+                note += f", .sepnet file {exp.meta['bq_bytes']:,} bytes"
+        points.append(SmallPoint(row.label, row.net, r, exp, PAPER_SMALL[row.paper], note))
+    for depth, exp in (depths.members.items() if depths else ()):
+        points.append(SmallPoint(f"ResNet-{depth} (reference)", f"cifar10-resnet{depth}",
+                                 exp.results.get("full"), exp, None,
+                                 "reference: Full of the depth trend's run", True))
+    return points
+
+
+def small_table(points, costs, root, digits=4):
+    head = ["Model", "Params", "Size as stored (MB)", "Multiply-adds / image",
+            "CIFAR-10 top 1 <br /> top 5", f"Params ({PAPER_LABEL})",
+            f"Size, MB ({PAPER_LABEL})", f"Top 1 ({PAPER_LABEL})", "Notes"]
+    rows = []
+    for p in points:
+        c = costs.get(p.net)
+        pp = p.paper
+        label = _link(p.exp, root, p.label) if p.exp is not None else _md(p.label)
+        rows.append([
+            label,
+            f"{c.params / 1e6:.3f} M" if c else "-",
+            f"{c.nbytes / 1e6:.2f}" if c else "-",
+            f"{c.macs / 1e6:.1f} M" if c else "-",
+            step_cell(p.result, digits) if p.result is not None else _DASH,
+            f"{pp.params_m:g} M" if pp and pp.params_m else "-",
+            f"{pp.size_mb:g}" if pp and pp.size_mb else "-",
+            f"{pp.top1_pct:g} %" if pp and pp.top1_pct else "-",
+            _md(p.note)])
+    return _table(head, rows)
+
+
+def small_section(group, depths, root, digits=4, costs=None, why=None):
+    points = small_points(group, depths)
+    if costs is None:
+        costs = net_costs(tuple(dict.fromkeys(p.net for p in points)))
+    refs = (f" The reference ResNets were trained with the depth trend's schedule "
+            f"({schedule_text(depths.schedule)}).") if depths else ""
+    return ("## Small networks: the paper's comparison in CIFAR-10 form\n\n"
+            f"Our runs of one schedule (experiment.json: {schedule_text(group.schedule)})."
+            + refs + " Params (learned, BatchNorm statistics not counted) and multiply-adds "
+            "per image: the generated deploy prototxts; size as stored: "
+            "`tools/model_summary.py`'s rules (1-bit patterns with a scale per filter, "
+            "8-bit 1x1/FC weights for BQ, fp32 otherwise; MB = 10^6 bytes). The columns "
+            f"marked ({PAPER_LABEL}) are the paper's numbers for its ImageNet nets (for the "
+            "shape of the comparison; not comparable in value). Figure: "
+            f"[{SMALL_FIGURE}]({SMALL_FIGURE}) (`tools/plot_logs.py`).\n\n"
+            + (f"Sizes and multiply-adds not available: {why}\n\n" if why else "")
+            + small_table(points, costs, root, digits) + _others_line(group, root))
+
+
+# ------------------------------------------------------------ both
+
+def markdown(exps, root, digits=4, say=print):
+    """The comparison sections for RESULTS.md ("" when there is none);
+    `say` gets one line for each comparison not written."""
+    from ..errors import UserError
+    out = []
+    depths = depth_group(exps)
+    if depths is None:
+        say(f"no depth trend: no experiment of a cifar10-resnet<depth> net with a recorded "
+            f"schedule under {root}")
+    else:
+        out.append(depth_section(depths, root, digits))
+    small = small_group(exps)
+    if small is None:
+        say(f"no small-network comparison: no {', '.join(SMALL_EXPERIMENTS)} experiment with "
+            f"a recorded schedule under {root}")
+    else:
+        try:
+            out.append(small_section(small, depths, root, digits))
+        except UserError as e:
+            out.append(small_section(small, depths, root, digits, costs={}, why=str(e)))
+    return "".join("\n" + s for s in out)

@@ -1,0 +1,360 @@
+"""The paper-form comparisons (depth trend, small networks) on hand-made
+experiment folders: which runs are chosen (one schedule), the release's and
+the paper's rows, the gap arithmetic, unfinished steps, the BQ row from
+5_bq.log and experiment.json, sizes and parameters checked against
+compress.model_summary, and the figures (written, or not when there is
+nothing to plot)."""
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from sepnets.report import comparisons as cmp
+from sepnets.report import comparison_figures as figs
+from sepnets.report import paper, results
+from test_parse_logs import eval_log, train_log
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG = b"\x89PNG\r\n\x1a\n"
+
+#: The schedule of the ResNet-20/56 headline runs, as the runner records it.
+HEADLINE = {"iters": 12000, "finetune_iters": 4000, "batch": 128, "snapshot": 500,
+            "test_interval": 500, "test_iter": 100, "display": 50, "ste_iters": 6000,
+            "sweep": "0.02:0.09:0.01", "finetune_scale": "best", "bn_stats": "reset",
+            "ste_lr": None, "ste_lr_mult": 20.0, "bn_recalibrate": 200}
+
+
+def _sched(**change):
+    s = copy.deepcopy(HEADLINE)
+    s.update(change)
+    return s
+
+
+def _train(top1, top5=0.99, done=True, last=40):
+    text = train_log({0: (0.1, 0.5), last: (top1, top5)}, {0: 2.0, last: 0.5}, done=done)
+    return text if done else text[:-20]
+
+
+def _eval(top1, top5=0.99, cut=False):
+    return eval_log({"accuracy": top1, "accuracy_top5": top5}, cut=cut)
+
+
+def _experiment(root, run, name, full_net, schedule, logs, **meta):
+    d = root / run / name
+    d.mkdir(parents=True)
+    for fname, text in logs.items():
+        (d / fname).write_text(text)
+    (d / "experiment.json").write_text(json.dumps(dict(
+        model=meta.pop("model", name), name=name, full_net=full_net, schedule=schedule,
+        **meta)))
+    return d
+
+
+def _resnet(root, run, depth, schedule, full=0.85, refined=0.80, ste_bn=0.83, done=True):
+    logs = {"1_full.log": _train(full, done=done)}
+    if done:
+        logs.update({"2_bipattern_mean.log": _eval(0.15, 0.55),
+                     "3_refined.log": _train(refined),
+                     "4_ste.log": _train(ste_bn - 0.01),
+                     "4b_ste_bn.log": _eval(ste_bn)})
+    return _experiment(root, run, f"cifar10-resnet{depth}", f"cifar10-resnet{depth}",
+                       schedule, logs, model=f"ResNet-{depth}",
+                       reference=paper.REFERENCE.get(f"cifar10-resnet{depth}"))
+
+
+@pytest.fixture
+def logs(tmp_path):
+    """ResNet-20 and ResNet-56 (unfinished) of the headline schedule; a second
+    ResNet-20 run with another STE schedule; a quick run."""
+    root = tmp_path / "logs"
+    _resnet(root, "headline", 20, _sched())
+    _resnet(root, "resnet56", 56, _sched(), full=0.45, done=False)
+    _resnet(root, "ste8000", 20, _sched(ste_iters=8000), full=0.9, refined=0.5)
+    _resnet(root, "quick", 20, _sched(iters=600, batch=32), full=0.4)
+    return root
+
+
+def _load(root):
+    return results.load_folders(str(root))
+
+
+def _tool(name, *args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+# ------------------------------------------------------------ selection
+
+def test_one_schedule_the_one_covering_most_depths(logs):
+    g = cmp.depth_group(_load(logs))
+    assert sorted(g.members) == [20, 56]
+    assert g.members[20].folder.endswith(os.path.join("headline", "cifar10-resnet20"))
+    assert g.members[56].folder.endswith(os.path.join("resnet56", "cifar10-resnet56"))
+    assert g.schedule["ste_iters"] == 6000 and "snapshot" not in g.schedule
+    assert sorted(os.path.basename(os.path.dirname(e.folder)) for e in g.others) == \
+        ["quick", "ste8000"]
+
+
+def test_ties_go_to_more_iterations(tmp_path):
+    root = tmp_path / "logs"
+    _resnet(root, "a-short", 20, _sched(iters=8000))
+    _resnet(root, "b-long", 20, _sched(iters=16000))
+    g = cmp.depth_group(_load(root))
+    assert list(g.members) == [20]
+    assert "b-long" in g.members[20].folder and g.schedule["iters"] == 16000
+    # a snapshot interval is no schedule difference: same group, the run with more steps
+    _resnet(root, "c-same", 20, _sched(iters=16000, snapshot=100), done=False)
+    g = cmp.depth_group(_load(root))
+    assert "b-long" in g.members[20].folder
+    assert {os.path.basename(os.path.dirname(e.folder)) for e in g.others} == \
+        {"a-short", "c-same"}
+
+
+def test_baselines_join_the_schedule_of_their_step_1(tmp_path):
+    """MobileNet runs step 1 alone: the STE keys of its schedule (recorded
+    though unused) do not split it from SEP-Net's run; its step 1 keys do."""
+    root = tmp_path / "logs"
+    small = _sched(iters=8000)
+    _experiment(root, "small-nets", "cifar10-sepnet", "cifar10-sepnet-r", small,
+                {"1_full.log": _train(0.8)})
+    _experiment(root, "small-nets", "cifar10-mobilenet", "cifar10-mobilenet",
+                _sched(iters=8000, ste_iters=4000, ste_lr_mult=None),
+                {"1_full.log": _train(0.7)})
+    _experiment(root, "other", "cifar10-squeezenet", "cifar10-squeezenet",
+                _sched(iters=4000, ste_iters=4000), {"1_full.log": _train(0.6)})
+    g = cmp.small_group(_load(root))
+    assert set(g.members) == {"cifar10-sepnet", "cifar10-mobilenet"}
+    assert [os.path.basename(e.folder) for e in g.others] == ["cifar10-squeezenet"]
+    assert g.schedule["ste_iters"] == 6000       # the widest schedule: SEP-Net's
+
+
+def test_possible_steps_of_a_baseline():
+    from sepnets.pipeline.steps import STEPS, possible_steps
+    assert [s.name for s in possible_steps(False)] == ["1_full", "1b_full_bn"]
+    assert possible_steps(True) == STEPS
+
+
+# ------------------------------------------------------------ depth trend
+
+def test_depth_table_release_rows_gaps_and_unfinished(logs):
+    g = cmp.depth_group(_load(logs))
+    t = cmp.depth_table(g, str(logs))
+    lines = t.splitlines()
+    assert lines[0].startswith("| Model | Acc | Ref | Full | BiPattern | Refined | STE | "
+                               "STE, BN re-est. | Full - Refined (points) | "
+                               "Full - best pattern model (points) |")
+    for depth, r in paper.RELEASE_CIFAR10.items():
+        row = next(ln for ln in lines if ln.startswith(f"| ResNet-{depth} (release README) |"))
+        assert f"| {r.ref:.4f} <br /> - | {r.full[0]:.4f} <br /> {r.full[1]:.4f} | " in row
+        assert row.endswith(f"| {100 * (r.full[0] - r.refined[0]):.2f} | "
+                            f"{100 * (r.full[0] - r.refined[0]):.2f} (Refined) |")
+    assert "| 4.69 | 4.69 (Refined) |" in t           # ResNet-20: 0.9118 - 0.8649
+    ours = [ln for ln in lines if "(this project" in ln]
+    assert len(ours) == 2 and "headline" in ours[0] and "resnet56" in ours[1]
+    # 0.85 - 0.80 and 0.85 - 0.83 (STE, BN re-est., the best pattern model)
+    assert ours[0].endswith("| 5.00 | 2.00 (STE, BN re-est.) |")
+    assert "| 0.4500 <br /> 0.9900 <br /> (unfinished, iteration 40) |" in ours[1]
+    assert ours[1].endswith("| - <br /> - | - <br /> - | - | - |")
+    # the release's rows come before ours at each depth
+    assert lines.index(ours[0]) == 1 + lines.index(
+        next(ln for ln in lines if ln.startswith("| ResNet-20 (release")))
+
+
+def test_gap_of_an_unfinished_step_is_marked(tmp_path):
+    root = tmp_path / "logs"
+    d = _resnet(root, "r", 20, _sched())
+    (d / "3_refined.log").write_text(_train(0.7, done=False))
+    g = cmp.depth_group(_load(root))
+    gap = cmp.gap(g.members[20], "refined")
+    assert gap.points == pytest.approx(15.0) and not gap.finished
+    row = [ln for ln in cmp.depth_table(g, str(root)).splitlines() if "this project" in ln][0]
+    assert row.endswith("| 15.00 (unfinished) | 2.00 (STE, BN re-est.) |")
+
+
+def test_parse_logs_writes_the_sections(logs):
+    out = _tool("parse_logs.py", logs, "--quiet")
+    assert out.returncode == 0, out.stderr
+    text = (logs / "RESULTS.md").read_text()
+    assert "\n## Depth trend: ResNet-20, ResNet-56 on CIFAR-10, 12,000 full-precision " \
+           "iterations\n" in text
+    assert "ste_iters 6000" in text and "ste_lr_mult 20," in text
+    assert "[ste8000/cifar10-resnet20](ste8000/cifar10-resnet20/results.md)" in text
+    assert "## Small networks" not in text
+    assert "no small-network comparison: no cifar10-sepnet, cifar10-mobilenet, " \
+           "cifar10-squeezenet experiment" in out.stdout
+    before = {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()}
+    assert _tool("parse_logs.py", logs, "--quiet").returncode == 0
+    assert {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()} == before
+    # one experiment folder: no RESULTS.md, no comparison, no line about it
+    one = _tool("parse_logs.py", logs / "headline" / "cifar10-resnet20")
+    assert one.returncode == 0 and "Depth trend" not in one.stdout
+    assert "no small-network" not in one.stdout and "no depth trend" not in one.stdout
+
+
+def test_no_resnet_no_depth_trend(tmp_path):
+    root = tmp_path / "logs"
+    _experiment(root, "x", "googlenet-3x3", "googlenet", _sched(), {"1_full.log": _train(0.5)})
+    out = _tool("parse_logs.py", root, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "no depth trend: no experiment of a cifar10-resnet<depth> net" in out.stdout
+    assert "## Depth trend" not in (root / "RESULTS.md").read_text()
+    out = _tool("plot_logs.py", root, "--dpi", "30")
+    assert out.returncode == 0, out.stderr
+    assert f"no {cmp.DEPTH_FIGURE}:" in out.stdout and f"no {cmp.SMALL_FIGURE}:" in out.stdout
+    assert not (root / cmp.DEPTH_FIGURE).exists() and not (root / cmp.SMALL_FIGURE).exists()
+
+
+# ------------------------------------------------------------ the paper's numbers
+
+def test_release_and_paper_numbers_are_paper_notes(shared_dir):
+    """The numbers quoted as theirs are those of PAPER_NOTES section 4."""
+    notes = open(os.path.join(shared_dir, "reference", "PAPER_NOTES.md")).read()
+    for d, r in paper.RELEASE_CIFAR10.items():
+        assert (f"| ResNet-{d} | {r.ref:.4f} | {r.full[0]:.4f} / {r.full[1]:.4f} | "
+                f"{r.bipattern[0]:.4f} / {r.bipattern[1]:.4f} | "
+                f"{r.refined[0]:.4f} / {r.refined[1]:.4f} |") in notes
+    rows = re.findall(r"^\| (SEP-Net-\w+|MobileNet|SqueezeNet)[^|]*\| ([^|]+)\| ([^|]+)\| "
+                      r"([\d.]+) % \|$", notes, re.M)
+    assert len(rows) == 5
+    for (name, params, size, top1), p in zip(rows, paper.PAPER_SMALL.values()):
+        assert p.name.startswith(name)
+        assert (params.strip() == "-") == (p.params_m is None)
+        if p.params_m:
+            assert params.strip() == f"{p.params_m:g} M"
+        assert size.strip() == f"{p.size_mb:g} MB" and float(top1) == p.top1_pct
+    from sepnets.compress.model_summary import PAPER_SIZES_MB
+    assert PAPER_SIZES_MB == {n: p.size_mb for n, p in paper.PAPER_SMALL.items()}
+
+
+def test_small_rows_name_the_catalog():
+    from sepnets.netgen.catalog import CIFAR10_SMALL
+    from sepnets.pipeline.catalog import experiments
+    assert {r.net for r in cmp.SMALL_ROWS} == set(CIFAR10_SMALL)
+    assert set(cmp.SMALL_EXPERIMENTS) <= set(experiments())
+    assert {r.paper for r in cmp.SMALL_ROWS} == set(paper.PAPER_SMALL)
+
+
+# ------------------------------------------------------------ small networks
+
+@pytest.fixture
+def small_logs(logs):
+    """The small nets' run next to the ResNets: SEP-Net with every step and
+    step 5 (BQ), MobileNet (step 1 unfinished), no SqueezeNet."""
+    sched = _sched(iters=8000, snapshot=100)
+    _experiment(logs, "small-nets", "cifar10-sepnet", "cifar10-sepnet-r", sched, {
+        "1_full.log": _train(0.82), "2_bipattern_mean.log": _eval(0.2, 0.6),
+        "3_refined.log": _train(0.71), "4_ste.log": _train(0.75),
+        "4b_ste_bn.log": _eval(0.77), "5_bq.log": _eval(0.765, 0.985)},
+        model="SEP-Net", bq_from="4b_ste_bn", bq_bytes=346913)
+    _experiment(logs, "small-nets", "cifar10-mobilenet", "cifar10-mobilenet",
+                _sched(iters=8000, ste_iters=4000, ste_lr_mult=None),
+                {"1_full.log": _train(0.69, done=False)}, model="MobileNet 0.5")
+    return logs
+
+
+def _label(cell):
+    """A table's first cell without its link: '[text](path)' -> 'text'."""
+    cell = cell.strip()
+    return cell[1:cell.index("](")] if cell.startswith("[") else cell
+
+
+def _rows(text):
+    return {_label(ln.split("|")[1]): [c.strip() for c in ln.split("|")[2:-1]]
+            for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln}
+
+
+def test_small_net_table(small_logs):
+    out = _tool("parse_logs.py", small_logs, "--quiet")
+    assert out.returncode == 0, out.stderr
+    text = (small_logs / "RESULTS.md").read_text()
+    section = text[text.index("## Small networks"):]
+    assert "iters 8000" in section.splitlines()[2]
+    rows = _rows(section)
+    assert list(rows)[1:] == ["SEP-Net-R (full precision)", "SEP-Net-B (fixed patterns)",
+                              "SEP-Net-B (STE, BN re-est.)", "SEP-Net-BQ", "MobileNet 0.5",
+                              "SqueezeNet", "ResNet-20 (reference)", "ResNet-56 (reference)"]
+    acc = {k: v[3] for k, v in rows.items()}
+    assert acc["SEP-Net-R (full precision)"] == "0.8200 <br /> 0.9900"
+    assert acc["SEP-Net-B (fixed patterns)"] == "0.7100 <br /> 0.9900"
+    assert acc["SEP-Net-B (STE, BN re-est.)"] == "0.7700 <br /> 0.9900"
+    assert acc["SEP-Net-BQ"] == "0.7650 <br /> 0.9850"            # 5_bq.log
+    assert rows["SEP-Net-BQ"][-1] == \
+        "step 5: the STE, BN re-est. model packed, .sepnet file 346,913 bytes"
+    assert acc["MobileNet 0.5"] == "0.6900 <br /> 0.9900 <br /> (unfinished, iteration 40)"
+    assert acc["SqueezeNet"] == "- <br /> -" and rows["SqueezeNet"][-1].startswith("not run")
+    assert acc["ResNet-20 (reference)"] == "0.8500 <br /> 0.9900"
+    assert rows["SEP-Net-R (full precision)"][4:7] == ["1.3 M", "5.2", "65.8 %"]
+    assert rows["SEP-Net-BQ"][4:7] == ["-", "1.3", "63.5 %"]
+    assert rows["SqueezeNet"][4:7] == ["1.2 M", "4.8", "60.4 %"]
+    assert rows["ResNet-56 (reference)"][4:7] == ["-", "-", "-"]
+
+
+def test_small_net_sizes_and_params_are_model_summarys(small_logs):
+    """The parameter and size columns are compress.model_summary's catalog
+    summaries of the five CIFAR-10 entries (and the ResNets'); multiply-adds
+    are netgen.params' on the deploy prototxts."""
+    from sepnets import REPO_ROOT
+    from sepnets.compress.model_summary import catalog_summaries
+    from sepnets.netgen.params import multiply_adds
+    exps = _load(small_logs)
+    text = cmp.small_section(cmp.small_group(exps), cmp.depth_group(exps), str(small_logs))
+    rows = _rows(text)
+    want = {row: (e, s) for row, e, s in catalog_summaries()}
+    checked = set()
+    for point in cmp.small_points(cmp.small_group(exps), cmp.depth_group(exps)):
+        e, s = want[point.net]
+        cells = rows[point.label]
+        assert cells[0] == f"{s.counts['total'] / 1e6:.3f} M", point.label
+        assert cells[1] == f"{s.nbytes / 1e6:.2f}", point.label
+        assert cells[2] == f"{multiply_adds(os.path.join(REPO_ROOT, e.deploy)) / 1e6:.1f} M"
+        checked.add(point.net)
+    assert checked >= {"cifar10-sepnet-r", "cifar10-sepnet-b", "cifar10-sepnet-bq",
+                       "cifar10-mobilenet", "cifar10-squeezenet"}
+    # SEP-Net-B stores 1-bit patterns, BQ also 8-bit 1x1/FC: smaller in that order
+    size = {k: float(v[1]) for k, v in rows.items() if k.startswith("SEP-Net")}
+    assert size["SEP-Net-BQ"] < size["SEP-Net-B (fixed patterns)"] < \
+        size["SEP-Net-R (full precision)"]
+
+
+# ------------------------------------------------------------ figures
+
+def test_figures_written(small_logs):
+    out = _tool("plot_logs.py", small_logs, "--dpi", "40")
+    assert out.returncode == 0, out.stderr
+    for name in (cmp.DEPTH_FIGURE, cmp.SMALL_FIGURE):
+        png = small_logs / name
+        assert png.read_bytes()[:8] == PNG, name
+        assert f"wrote {os.path.relpath(png)}\n" in out.stdout
+    assert not [p for p in small_logs.rglob(".*")]
+    # one experiment folder: its own figure only
+    one = _tool("plot_logs.py", small_logs / "small-nets" / "cifar10-sepnet", "--dpi", "30")
+    assert one.returncode == 0 and "depth_trend" not in one.stdout
+
+
+def test_depth_series_leave_out_unfinished(logs):
+    g = cmp.depth_group(_load(logs))
+    s, notes = figs.depth_series(g)
+    assert s["bipattern"] == [(20, 0.15)]
+    assert [d for d, _ in s["gap_refined"]] == [20] and s["gap_refined"][0][1] == \
+        pytest.approx(5.0)
+    assert s["gap_ste_bn"][0][1] == pytest.approx(2.0)
+    assert [d for d, _ in s["release_gap"]] == [20, 32, 44, 56]
+    assert notes == ["not plotted for ResNet-56: Full unfinished at iteration 40, "
+                     "no BiPattern yet, no Refined yet"]
+
+
+def test_nothing_to_plot_writes_no_figure(tmp_path):
+    """Only unfinished ResNets, small nets without a result: no figures."""
+    root = tmp_path / "logs"
+    _resnet(root, "r", 56, _sched(), done=False)
+    _experiment(root, "small-nets", "cifar10-mobilenet", "cifar10-mobilenet", _sched(),
+                {"1_full.log": train_log({}, {0: 2.0}, done=False)})
+    out = _tool("plot_logs.py", root, "--dpi", "30")
+    assert out.returncode == 0, out.stderr
+    assert f"no {cmp.DEPTH_FIGURE}: no finished ResNet step to plot" in out.stdout
+    assert f"no {cmp.SMALL_FIGURE}: no small net has a test result yet" in out.stdout
+    assert not (root / cmp.DEPTH_FIGURE).exists() and not (root / cmp.SMALL_FIGURE).exists()
