@@ -84,8 +84,10 @@ def _inputs_for_data(caffe, entry):
 
 # The train_vals add to the deploy nets only the Data layers, the TRAIN-phase
 # BatchNorm, the losses and accuracies, and GoogLeNet's auxiliary classifiers:
-# ResNet-20's four variants, GoogLeNet and SEP-Net-B cover all of those.
-TRAIN_VALS = [e for e in ENTRIES if e.depth == 20 or e.name in ("googlenet", "sepnet-b")]
+# ResNet-20's four variants, GoogLeNet and SEP-Net-B cover all of those; the
+# CIFAR-10 small nets too (SqueezeNet's train_val there has BatchNorm).
+TRAIN_VALS = [e for e in ENTRIES if e.depth == 20 or e.name in ("googlenet", "sepnet-b")
+              or (e.name in cat.CIFAR10_SMALL and e.kind != "bq")]
 
 
 @pytest.mark.parametrize("entry", TRAIN_VALS, ids=[e.name for e in TRAIN_VALS])
