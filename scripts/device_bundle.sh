@@ -10,9 +10,12 @@
 #   bash scripts/device_bundle.sh [BUILD_DIR] [OUT_DIR]
 #
 # BUILD_DIR defaults to build-cuda, OUT_DIR to .device/bundle.  Configure a
-# lean CUDA build for one architecture with, for example:
+# lean CUDA build for one architecture (with cuDNN and NCCL from .venv's
+# nvidia wheels; the GTest files scripts/device_check.sh runs) with:
 #   cmake -S . -B build-gpu -DSEPNETS_CUDA=ON -DSEPNETS_CUDA_ARCHS=90 \
-#         -DSEPNETS_CUDA_PTX= -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF
+#         -DSEPNETS_CUDA_PTX= -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF \
+#         -DPYTHON_EXECUTABLE=$PWD/.venv/bin/python \
+#         -DSEPNETS_CAFFE_TESTS=binary_pattern_conv_layer,dnnl_conv_layer,omp_batch_norm_layer,omp_scale_layer,convolution_layer,deconvolution_layer,nccl_single_rank,layer_factory
 #   make -C build-gpu -j"$(nproc)" caffe.bin test.testbin
 # On the host:  source OUT_DIR/env.sh  (sets PATH, LD_LIBRARY_PATH, PYTHONPATH).
 set -euo pipefail
