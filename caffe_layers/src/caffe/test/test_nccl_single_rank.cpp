@@ -60,12 +60,13 @@ class NCCLSingleRankTest : public GPUDeviceTest<float> {
       }
       synced->Step(5);
       Caffe::set_multiprocess(false);  // set by NCCL's multi-process constructor
+      // Equal up to cuDNN's atomic (non-deterministic) filter gradients.
       const vector<Blob<float>*>& a = plain->net()->learnable_params();
       const vector<Blob<float>*>& b = synced->net()->learnable_params();
       ASSERT_EQ(a.size(), b.size());
       for (int p = 0; p < a.size(); ++p) {
         for (int i = 0; i < a[p]->count(); ++i) {
-          EXPECT_NEAR(a[p]->cpu_data()[i], b[p]->cpu_data()[i], 1e-6)
+          EXPECT_NEAR(a[p]->cpu_data()[i], b[p]->cpu_data()[i], 1e-5)
               << "param " << p << " entry " << i;
         }
       }
