@@ -77,7 +77,7 @@ run() {
   {
     date -u; [ $gpu = 1 ] && nvidia-smi -L; ldd --version | head -1
     echo "build: cuDNN $cudnn, NCCL $nccl"
-    ldd "$(command -v caffe)" | grep -E 'cudnn|nccl|cublas|not found'
+    ldd "$(command -v caffe)" | grep -E '^\s*lib(cudnn|nccl|cublas)[^ ]* =>|not found'
     caffe --version && { [ $gpu = 0 ] || caffe device_query -gpu 0; }
   } > "$out/device.txt" 2>&1 || { cat "$out/device.txt"; die "caffe does not start on this host"; }
   ! grep -q 'not found' "$out/device.txt" ||
@@ -136,7 +136,11 @@ run() {
     say "  ${agree//$'\n'/; }"
   fi
 
-  say "4/6 multi-GPU (NCCL $nccl): Caffe's NCCL class with one rank ran in step 1 (NCCLSingleRankTest)"
+  if [ $gpu = 1 ] && [ $nccl = ON ]; then
+    say "4/6 multi-GPU: Caffe's NCCL class with one rank ran in step 1 (NCCLSingleRankTest)"
+  else
+    say "4/6 multi-GPU: NCCL not exercised (build NCCL $nccl$([ $gpu = 0 ] && echo ', --cpu-only'))"
+  fi
   {
     echo "Not run by this check (one GPU): needs two or more GPUs."
     echo "- caffe train -solver S -gpu all (or -gpu 0,1): Caffe's NCCL path (NCCL<Dtype>::Run,"
