@@ -54,3 +54,65 @@ if(SEPNETS_CUDA_EXTRA_INCLUDE)
   list(APPEND CMAKE_BUILD_RPATH "${SEPNETS_CUDA_EXTRA_LIBDIR}")
   set(CMAKE_BUILD_RPATH "${CMAKE_BUILD_RPATH}")
 endif()
+
+# cuDNN and NCCL for CUDA builds: the system's (cudnn.h / nccl.h with an
+# unversioned library) when present, else the PyPI wheels nvidia-cudnn-cu13 /
+# nvidia-nccl-cu13 (site-packages/nvidia/{cudnn,nccl}/{include,lib}, which
+# ship only libcudnn.so.9 / libnccl.so.2: they are linked by full path and
+# found at run time through the build's RPATH). Caffe's own detection
+# (detect_cuDNN, FindNCCL) then takes the cached paths set here.
+
+# site-packages/nvidia/<name> of the build's Python, or "" (no such wheel).
+function(sepnets_nvidia_wheel name out_var)
+  set(dir "")
+  if(PYTHON_EXECUTABLE)
+    execute_process(COMMAND "${PYTHON_EXECUTABLE}" -c
+      "import nvidia, os; print(next((os.path.join(p, '${name}') for p in nvidia.__path__ if os.path.isdir(os.path.join(p, '${name}'))), ''))"
+      OUTPUT_VARIABLE dir OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  endif()
+  set(${out_var} "${dir}" PARENT_SCOPE)
+endfunction()
+
+# Sets the cache entries inc_var (folder of header) and lib_var (library) from
+# the system or the wheel `wheel` (pip name pip_name), unless already set.
+function(sepnets_find_nvidia_lib what header lib wheel pip_name inc_var lib_var)
+  if(${inc_var} AND ${lib_var} AND EXISTS "${${inc_var}}/${header}")
+    return()
+  endif()
+  find_path(_sys_inc ${header} PATHS "${SEPNETS_CUDA_ROOT}/include" NO_CACHE)
+  find_library(_sys_lib ${lib} PATHS "${SEPNETS_CUDA_ROOT}/lib64" NO_CACHE)
+  if(_sys_inc AND _sys_lib)
+    set(${inc_var} "${_sys_inc}" CACHE PATH "${what} headers" FORCE)
+    set(${lib_var} "${_sys_lib}" CACHE FILEPATH "${what} library" FORCE)
+    message(STATUS "sepnets: ${what} from the system (${_sys_lib})")
+    return()
+  endif()
+  sepnets_nvidia_wheel(${wheel} dir)
+  file(GLOB found "${dir}/lib/lib${lib}.so.*")
+  if(NOT dir OR NOT EXISTS "${dir}/include/${header}" OR NOT found)
+    message(FATAL_ERROR "sepnets: ${what} not found on the system nor in the ${pip_name} wheel "
+      "of ${PYTHON_EXECUTABLE} -- pip install ${pip_name} there (scripts/setup.sh does), "
+      "pass -D${inc_var}=<include dir> -D${lib_var}=<library>, or configure with "
+      "-DSEPNETS_CUDNN=OFF (no cuDNN, no NCCL)")
+  endif()
+  list(SORT found)
+  list(GET found 0 found)
+  set(${inc_var} "${dir}/include" CACHE PATH "${what} headers" FORCE)
+  set(${lib_var} "${found}" CACHE FILEPATH "${what} library" FORCE)
+  message(STATUS "sepnets: ${what} from the ${pip_name} wheel (${found})")
+endfunction()
+
+# The library's folder joins the build's RPATH (a no-op for system folders).
+macro(sepnets_find_cudnn)
+  sepnets_find_nvidia_lib(cuDNN cudnn.h cudnn cudnn nvidia-cudnn-cu13
+                          CUDNN_INCLUDE CUDNN_LIBRARY)
+  get_filename_component(_sepnets_libdir "${CUDNN_LIBRARY}" DIRECTORY)
+  list(APPEND CMAKE_BUILD_RPATH "${_sepnets_libdir}")
+endmacro()
+
+macro(sepnets_find_nccl)
+  sepnets_find_nvidia_lib(NCCL nccl.h nccl nccl nvidia-nccl-cu13
+                          NCCL_INCLUDE_DIR NCCL_LIBRARIES)
+  get_filename_component(_sepnets_libdir "${NCCL_LIBRARIES}" DIRECTORY)
+  list(APPEND CMAKE_BUILD_RPATH "${_sepnets_libdir}")
+endmacro()

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Compile the project's CUDA code (caffe_layers .cu with nvcc for the
-# SEPNETS_CUDA_ARCHS list, the layer .cpp and GPU tests without CPU_ONLY)
+# Compile the CUDA code (caffe_layers .cu with nvcc for the SEPNETS_CUDA_ARCHS
+# list, the layer .cpp and GPU tests without CPU_ONLY, the cuDNN engine, and
+# Caffe's cuDNN and NCCL code as patched here; cmake/CudaCompileCheck.cmake)
 # on a machine without a GPU, so it cannot rot unseen.  cuBLAS/cuRAND headers
-# come from the nvidia-cublas/nvidia-curand wheels when the toolkit lacks them.
+# come from the nvidia-cublas/nvidia-curand wheels when the toolkit lacks them,
+# cuDNN/NCCL headers from the nvidia-cudnn-cu13/nvidia-nccl-cu13 wheels.
+# SEPNETS_JOBS=N: parallel compiles (default: all cores).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -30,7 +33,8 @@ if [ ! -f "$(dirname "$NVCC")/../include/cublas_v2.h" ]; then
 import glob, os, sys, zipfile
 dl, out = sys.argv[1:]
 os.makedirs(os.path.join(out, "include"), exist_ok=True)
-for whl in sorted(glob.glob(os.path.join(dl, "nvidia_cu*.whl"))):
+for whl in sorted(glob.glob(os.path.join(dl, "nvidia_cublas-*.whl")) +
+                 glob.glob(os.path.join(dl, "nvidia_curand-*.whl"))):
     with zipfile.ZipFile(whl) as z:
         for m in z.namelist():
             if "/include/" in m and not m.endswith("/"):
@@ -43,11 +47,60 @@ PY
   fi
   INC="-DSEPNETS_CUDA_CHECK_INCLUDE=$HDRS/include"
 fi
+
+# cuDNN and NCCL headers: installed wheels (a CUDA set-up's .venv), else the
+# include/ folders of the downloaded wheels (the libraries are not needed).
+LIBHDRS="$ROOT/third_party/cuda-headers"
+for lib in cudnn nccl; do
+  inc=$(.venv/bin/python -c "import nvidia, os; print(next((os.path.join(p, '$lib', 'include') for p in nvidia.__path__ if os.path.isfile(os.path.join(p, '$lib', 'include', '$lib.h'))), ''))" 2>/dev/null || true)
+  if [ -z "$inc" ]; then
+    inc="$LIBHDRS/$lib/include"
+    if [ ! -f "$inc/$lib.h" ]; then
+      dl="$ROOT/third_party/downloads"
+      mkdir -p "$dl"
+      if ! ls "$dl"/nvidia_${lib}_cu13-*.whl >/dev/null 2>&1; then
+        say "fetching the $lib headers from the nvidia-$lib-cu13 wheel"
+        .venv/bin/pip download -q --no-deps --disable-pip-version-check -d "$dl" "nvidia-$lib-cu13" ||
+          die "pip download nvidia-$lib-cu13 failed"
+      fi
+      .venv/bin/python - "$dl" "$lib" "$LIBHDRS/$lib" <<'PY' || die "cannot read the $lib headers from the nvidia-$lib-cu13 wheel"
+import glob, os, sys, zipfile
+dl, lib, out = sys.argv[1:]
+whl = sorted(glob.glob(os.path.join(dl, f"nvidia_{lib}_cu13-*.whl")))[-1]
+prefix = f"nvidia/{lib}/include/"
+with zipfile.ZipFile(whl) as z:
+    for m in z.namelist():
+        if m.startswith(prefix) and not m.endswith("/"):
+            dst = os.path.join(out, "include", m[len(prefix):])
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with z.open(m) as src, open(dst + ".part", "wb") as f:
+                f.write(src.read())
+            os.replace(dst + ".part", dst)
+if not os.path.isfile(os.path.join(out, "include", f"{lib}.h")):
+    sys.exit(f"{whl} has no {lib}.h")
+PY
+    fi
+  fi
+  INC="$INC -DSEPNETS_$(echo "$lib" | tr a-z A-Z)_CHECK_INCLUDE=$inc"
+  eval "${lib}_inc=\$inc"
+done
+# shellcheck disable=SC2086
 cmake -S "$ROOT" -B "$ROOT/build" $INC >/dev/null
-say "compiling the project's CUDA code with $NVCC ($("$NVCC" --version | tail -1))"
+# shellcheck disable=SC2154  # cudnn_inc, nccl_inc: set by the loop above
+say "compiling the CUDA code with $NVCC ($("$NVCC" --version | tail -1)), cuDNN $(
+  awk '/define CUDNN_(MAJOR|MINOR|PATCHLEVEL) /{v=v sep $3; sep="."} END{print v}' \
+  "$cudnn_inc/cudnn_version.h"), NCCL $(
+  awk '/define NCCL_(MAJOR|MINOR|PATCH) /{v=v sep $3; sep="."} END{print v}' "$nccl_inc/nccl.h")"
 log="$ROOT/build/cuda_compile_check.log"
-if ! cmake --build "$ROOT/build" --target cuda_compile_check -- -j"$(nproc)" > "$log" 2>&1; then
+start=$(date +%s)
+if ! cmake --build "$ROOT/build" --target cuda_compile_check -- -j"${SEPNETS_JOBS:-$(nproc)}" > "$log" 2>&1; then
   grep -E "error" "$log" | head -20 >&2
-  die "CUDA compile check failed (log: $log)"
+  die "CUDA compile check failed: $(grep -m1 -E 'error' "$log" || tail -1 "$log") (log: $log)"
 fi
-say "ok: $(ls build/cuda_compile_check | tr '\n' ' ')"
+# The cuDNN engine and Caffe's NCCL code must have been part of it.
+for o in cudnn_binary_pattern_conv_layer.cu.o caffe/cudnn_conv_layer.cu.o caffe/parallel.cpp.o \
+         caffe/layer_factory.cpp.o; do
+  [ -f "build/cuda_compile_check/$o" ] || die "CUDA compile check did not compile $o (no cuDNN/NCCL headers?)"
+done
+say "ok in $(( $(date +%s) - start )) s: $(ls build/cuda_compile_check | grep -c '\.o$') project files, $(
+  ls build/cuda_compile_check/caffe | wc -l) of Caffe's cuDNN/NCCL files"

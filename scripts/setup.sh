@@ -5,8 +5,10 @@
 # a new shell.  Idempotent: on a built tree it finishes in seconds.
 #
 # Environment knobs:
-#   SEPNETS_CUDA=1               build with CUDA into build-cuda/ (cuBLAS/cuRAND
-#                                from the nvidia-* wheels when the system has none)
+#   SEPNETS_CUDA=1               build with CUDA into build-cuda/ (cuBLAS/cuRAND,
+#                                cuDNN and NCCL from the nvidia-* wheels when the
+#                                system has none)
+#   SEPNETS_CUDNN=0              with SEPNETS_CUDA=1: without cuDNN and NCCL
 #   SEPNETS_CAFFE_SOURCE=PATH    Caffe tarball or checkout to use instead of Debian's
 #   SEPNETS_CAFFE_FROM=github    download the GitHub archive of the pinned commit
 #   SEPNETS_JOBS=N               parallel build jobs (default: nproc)
@@ -19,6 +21,7 @@ say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 SEPNETS_CUDA=${SEPNETS_CUDA:-0}
+SEPNETS_CUDNN=${SEPNETS_CUDNN:-1}
 JOBS=${SEPNETS_JOBS:-$(nproc)}
 BUILD_DIR="$ROOT/build"
 [ "$SEPNETS_CUDA" = 1 ] && BUILD_DIR="$ROOT/build-cuda"
@@ -91,6 +94,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 req_hash=$(cat requirements.txt | sha256sum | cut -c1-16)
 [ "$SEPNETS_CUDA" = 1 ] && req_hash="$req_hash-cuda"
+[ "$SEPNETS_CUDA" = 1 ] && [ "$SEPNETS_CUDNN" = 1 ] && req_hash="$req_hash-cudnn"
 if [ "$(cat "$VENV/.sepnets-req" 2>/dev/null)" != "$req_hash" ]; then
   say "installing Python packages (requirements.txt)"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt \
@@ -100,6 +104,16 @@ if [ "$(cat "$VENV/.sepnets-req" 2>/dev/null)" != "$req_hash" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check nvidia-cublas nvidia-curand \
       || die "pip install nvidia-cublas nvidia-curand failed"
   fi
+  if [ "$SEPNETS_CUDA" = 1 ] && [ "$SEPNETS_CUDNN" = 1 ]; then
+    wheels=()
+    [ -e /usr/local/cuda/include/cudnn.h ] || [ -e /usr/include/cudnn.h ] || wheels+=(nvidia-cudnn-cu13)
+    [ -e /usr/local/cuda/include/nccl.h ] || [ -e /usr/include/nccl.h ] || wheels+=(nvidia-nccl-cu13)
+    if [ ${#wheels[@]} -gt 0 ]; then
+      say "installing cuDNN/NCCL wheels (${wheels[*]})"
+      "$VENV/bin/pip" install -q --disable-pip-version-check "${wheels[@]}" \
+        || die "pip install ${wheels[*]} failed (or set SEPNETS_CUDNN=0: no cuDNN, no NCCL)"
+    fi
+  fi
   echo "$req_hash" > "$VENV/.sepnets-req"
 else
   say "Python packages: up to date"
@@ -108,6 +122,9 @@ fi
 # ---- 4. Configure and build Caffe with the project's layers --------------------
 cmake_args=(-S "$ROOT" -B "$BUILD_DIR" -DPYTHON_EXECUTABLE="$VENV/bin/python")
 [ "$SEPNETS_CUDA" = 1 ] && cmake_args+=(-DSEPNETS_CUDA=ON)
+if [ "$SEPNETS_CUDA" = 1 ]; then
+  if [ "$SEPNETS_CUDNN" = 1 ]; then cmake_args+=(-DSEPNETS_CUDNN=ON); else cmake_args+=(-DSEPNETS_CUDNN=OFF); fi
+fi
 [ -n "${SEPNETS_CAFFE_SOURCE:-}" ] && cmake_args+=(-DSEPNETS_CAFFE_SOURCE="$SEPNETS_CAFFE_SOURCE")
 [ -n "${SEPNETS_CAFFE_FROM:-}" ] && cmake_args+=(-DSEPNETS_CAFFE_FROM="$SEPNETS_CAFFE_FROM")
 # Caffe's GTest binary holds the whole of Caffe's test suite and the project's

@@ -1,5 +1,6 @@
 """The inputs of scripts/device_check.sh: spread data subsets, the model, and a
 pattern-mean net and solver that the real caffe runs from them alone."""
+import json
 import os
 import subprocess
 
@@ -36,6 +37,11 @@ def test_prepared_inputs_run_in_caffe(full_model, tiny_cifar, caffe_bin, repo_ro
     assert sources and all(s.startswith(str(out)) for s in sources)
     solver = read_solver(str(out / "solver.prototxt"))
     assert (solver.max_iter, solver.random_seed, solver.test_iter[0]) == (2, 3, 1)
+    # The GPU speed comparison's nets travel along (bench_gpu.prepare).
+    with open(out / "bench" / "manifest.json") as f:
+        bench = json.load(f)
+    assert [e["key"] for e in bench] == ["resnet20", "resnet20-pattern"]
+    assert all((out / "bench" / e[k]).is_file() for e in bench for k in ("ours", "stock", "torch"))
     proc = subprocess.run([caffe_bin, "test", "-model", str(out / "pattern_mean.prototxt"),
                            "-weights", str(out / "full.caffemodel"), "-iterations", "1"],
                           capture_output=True, text=True, env=dict(os.environ,
@@ -121,3 +127,92 @@ def test_host_side_rewrites_the_solver(repo_root, tmp_path):
         (orig.base_lr, list(orig.stepvalue), orig.test_iter[0])
     res = _check("test-iter", src)
     assert res.returncode == 0 and int(res.stdout) == orig.test_iter[0]
+
+
+def test_host_side_compares_cpu_and_gpu_losses(repo_root, tmp_path):
+    """losses-agree: the committed CPU and GPU runs agree to 1e-4; a changed
+    loss is an exit 2 with one line."""
+    d = os.path.join(repo_root, "logs", "device-check")
+    cpu, gpu = os.path.join(d, "train_cpu.log"), os.path.join(d, "train_gpu.log")
+    res = _check("losses-agree", cpu, gpu)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("training loss at iterations 0, 10, 20: CPU 0.89116 ")
+    its, a, b, worst = device_check.losses_agree(cpu, gpu, 1e-3)
+    assert its == [0, 10, 20] and 0 < worst < 1e-4
+    with open(gpu) as f:
+        text = f.read()
+    bad = tmp_path / "bad.log"
+    bad.write_text(text.replace("Iteration 10 (", "Iteration 10 (", 1)
+                   .replace("loss = 0.648056", "loss = 0.7", 1))
+    res = _check("losses-agree", cpu, str(bad))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "CPU and GPU losses differ by" in res.stderr
+    res = _check("train-summary", gpu)
+    assert res.returncode == 0 and res.stdout.rstrip().endswith(" ms/iteration")
+
+
+GTEST_LOG = """\
+[==========] Running 7 tests from 4 test cases.
+[----------] 2 tests from BinaryPatternConvolutionLayerTest/2, where TypeParam = caffe::GPUDevice<float>
+[ RUN      ] BinaryPatternConvolutionLayerTest/2.TestForward3x3
+[       OK ] BinaryPatternConvolutionLayerTest/2.TestForward3x3 (3 ms)
+[ RUN      ] BinaryPatternConvolutionLayerTest/2.TestSetupErrors
+[  FAILED  ] BinaryPatternConvolutionLayerTest/2.TestSetupErrors, where TypeParam = caffe::GPUDevice<float> (46 ms)
+[----------] 2 tests from BinaryPatternConvolutionLayerTest/4, where TypeParam = caffe::CuDNNDevice<float>
+[       OK ] BinaryPatternConvolutionLayerTest/4.TestForward3x3 (2 ms)
+[       OK ] BinaryPatternConvolutionLayerTest/4.TestCuDNNMatchesCaffeEngine (9 ms)
+[----------] 1 test from CuDNNConvolutionLayerTest/0, where TypeParam = float
+[       OK ] CuDNNConvolutionLayerTest/0.TestSimpleConvolutionCuDNN (1 ms)
+[----------] 2 tests from NCCLSingleRankTest
+[       OK ] NCCLSingleRankTest.TestBroadcastAndAllReduce (80 ms)
+[       OK ] NCCLSingleRankTest.TestLayerWiseReduce (70 ms)
+[==========] 7 tests from 4 test cases ran. (300 ms total)
+[  PASSED  ] 6 tests.
+[  FAILED  ] 1 test, listed below:
+[  FAILED  ] BinaryPatternConvolutionLayerTest/2.TestSetupErrors, where TypeParam = caffe::GPUDevice<float>
+"""
+
+
+def test_host_side_reads_gtest_logs(repo_root, tmp_path):
+    """gtest-summary: tests by group (cuDNN by suite name or type parameter,
+    NCCL, GPU), failures, a binary that stopped; the committed log of the
+    first GPU check (no cuDNN then) fails --expect cuDNN."""
+    r = device_check.gtest_summary(GTEST_LOG)
+    assert r["passed"] == 6 and r["finished"]
+    assert r["failed"] == ["BinaryPatternConvolutionLayerTest/2.TestSetupErrors"]
+    assert r["groups"] == {"cuDNN": [3, 3], "NCCL": [2, 2], "GPU": [3, 4]}
+    log = tmp_path / "gtest.log"
+    log.write_text(GTEST_LOG)
+    res = _check("gtest-summary", str(log), "--expect", "cuDNN", "NCCL")
+    assert res.returncode == 2
+    assert res.stdout.startswith("7 tests, 6 passed, 1 failed; cuDNN: 3/3 passed; NCCL: 2/2")
+    assert "failed: BinaryPatternConvolutionLayerTest/2.TestSetupErrors" in res.stderr
+    log.write_text(GTEST_LOG.replace("[  FAILED  ] BinaryPatternConvolutionLayerTest/2"
+                                     ".TestSetupErrors, where TypeParam = caffe::GPUDevice"
+                                     "<float> (46 ms)", "")
+                   .split("[==========] 7 tests")[0])
+    res = _check("gtest-summary", str(log), "--expect", "GPU")
+    assert res.returncode == 2 and "stopped before the end" in res.stderr
+    old = os.path.join(repo_root, "logs", "device-check", "gtest_setup_errors_rerun.log")
+    res = _check("gtest-summary", old, "--expect", "GPU")
+    assert res.returncode == 0 and res.stdout.startswith("4 tests, 4 passed, 0 failed")
+    res = _check("gtest-summary", old, "--expect", "cuDNN")
+    assert res.returncode == 2 and "no cuDNN tests ran" in res.stderr
+    res = _check("gtest-summary", old, "--expect", "TPU")
+    assert res.returncode == 2 and "unknown group TPU" in res.stderr
+
+
+def test_env_names_the_nvidia_library_folders():
+    """nvidia-lib-path: the lib folders the bundle's env.sh puts on
+    LD_LIBRARY_PATH (cuBLAS/cuRAND, cuDNN, NCCL wheels), exit 1 if none."""
+    import sys
+    from sepnets.caffeio import env
+    dirs = env.nvidia_lib_dirs()
+    assert all(os.path.isdir(d) and d.endswith(os.sep + "lib") for d in dirs)
+    res = subprocess.run([sys.executable, "-m", "sepnets.caffeio.env", "nvidia-lib-path"],
+                         capture_output=True, text=True)
+    assert res.returncode == (0 if dirs else 1)
+    assert res.stdout.strip() == ":".join(dirs)
+    res = subprocess.run([sys.executable, "-m", "sepnets.caffeio.env", "bogus"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "nvidia-lib-path" in res.stderr

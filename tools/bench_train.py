@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Training-step speed on the CPU, side by side in one run: the project's Caffe
 (engine DEFAULT: oneDNN convolutions, fused BatchNorm/Scale), the same binary
-with Caffe 1.0's own engines (engine CAFFE), and PyTorch on the same graph."""
+with Caffe 1.0's own engines (engine CAFFE), and PyTorch on the same graph.
+With --gpu N, on that GPU (a CUDA build with cuDNN): Caffe with cuDNN, Caffe
+1.0's GPU code and PyTorch with cuDNN (SEPNETS_BENCH_PYTHON or python3 must
+have CUDA torch)."""
 import os
 import sys
 
@@ -20,7 +23,9 @@ def build_parser():
                 f"--out {DEFAULT_OUT}",
                 "python tools/bench_train.py --nets resnet20 --no-torch   # Caffe engines only",
                 "python tools/bench_train.py --parity --parity-iters 100   # real caffe train, "
-                "both engine sets"])
+                "both engine sets",
+                "SEPNETS_BENCH_PYTHON=python3 python tools/bench_train.py --gpu 0   # ResNet-20 "
+                "(+ pattern) on GPU 0"])
     p.add_argument("--nets", nargs="+", choices=keys, default=keys, metavar="NET",
                    help="nets to time (default: all): " + ", ".join(keys))
     p.add_argument("--batch", type=int, metavar="N",
@@ -28,8 +33,11 @@ def build_parser():
                         "224 x 224 ones)")
     p.add_argument("--threads", type=int, default=2,
                    help="threads for Caffe (OpenMP, OpenBLAS) and PyTorch (default: 2)")
-    p.add_argument("--iterations", type=int, default=3,
-                   help="steps per timed run (default: 3)")
+    p.add_argument("--iterations", type=int,
+                   help="steps per timed run (default: 3; 50 with --gpu)")
+    p.add_argument("--gpu", type=int, metavar="ID",
+                   help="time training steps on this GPU instead (default nets: "
+                        "resnet20 resnet20-pattern; report: logs/benchmarks/bench_train_gpu.md)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of each side; min and median reported (default: 3)")
     p.add_argument("--no-torch", action="store_true",

@@ -9,14 +9,22 @@ their paths pointed at those copies. Everything is written under one folder
 with the repository's layout, so Caffe run from the repository root there
 finds it by the same relative paths as here.
 
-On the GPU host the same module reads the check's Caffe logs and rewrites its
-solver (subcommands ``accuracy``, ``agree``, ``train-summary``, ``solver``)
-with the project's log parser and ``caffe_pb2``, so that
-``scripts/device_check.sh`` is only shell plumbing. Those need nothing but
-the Python standard library and protobuf (the host has no numpy, no pycaffe).
+The inputs also hold the GPU speed comparison's nets (``bench/``: the step
+nets of ResNet-20 and its pattern net for `caffe train`, and their graphs for
+PyTorch; sepnets.benchmarks.bench_gpu), made here where pycaffe is.
+
+On the GPU host the same module reads the check's Caffe and GTest logs,
+compares CPU and GPU, rewrites its solver and runs the speed comparison
+(subcommands ``accuracy``, ``agree``, ``train-summary``, ``losses-agree``,
+``gtest-summary``, ``solver``, ``bench-gpu``) with the project's log parser
+and ``caffe_pb2``, so that ``scripts/device_check.sh`` is only shell
+plumbing. Those need nothing but the Python standard library and protobuf
+(the host has no numpy, no pycaffe; PyTorch only for ``bench-gpu``).
 """
 import os
+import re
 import shutil
+import statistics
 
 from . import REPO_ROOT
 from .cli import parser
@@ -29,7 +37,7 @@ PATTERN_NET = "prototxt/cifar10-resnet20-pattern-mean"
 DATA = "data/cifar10/v3"
 
 
-def prepare(out, model, data_root, n_test, n_train, iters, seed):
+def prepare(out, model, data_root, n_test, n_train, iters, seed, bench=True):
     """Write the check's inputs under `out`; return the files written."""
     from .caffeio.proto import write_message
     from .data.datum_lmdb import lmdb_count, lmdb_subset
@@ -72,6 +80,9 @@ def prepare(out, model, data_root, n_test, n_train, iters, seed):
         write_message(os.path.join(tmp, "solver.prototxt"), solver,
                       "fine-tune solver of the check (CPU unless caffe is given -gpu)",
                       by="scripts/device_check.sh prepare")
+        if bench:
+            from .benchmarks import bench_gpu
+            bench_gpu.prepare(os.path.join(tmp, "bench"))
     return sorted(os.path.relpath(os.path.join(d, f), out)
                   for d, _, files in os.walk(out) for f in files)
 
@@ -91,7 +102,7 @@ def cmd_inputs(a):
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(out, "exists and is not a folder")
     files = prepare(out, a.model, os.path.abspath(a.data), a.test_images, a.train_images,
-                    a.iters, a.seed)
+                    a.iters, a.seed, bench=not a.no_bench)
     print(f"wrote {caffe_path(out)}: {len(files)} files")
     return 0
 
@@ -112,6 +123,7 @@ def cmd_agree(a):
 
 
 def cmd_train_summary(a):
+    from .benchmarks.bench_gpu import step_times
     from .caffeio.log import parse_log
     log = parse_log(a.log)
     its, _, losses = log.series("loss")
@@ -119,8 +131,112 @@ def cmd_train_summary(a):
         raise UserError(a.log, "no training iterations logged")
     acc = log.accuracy()
     top1 = "-" if acc.top1 is None else f"{acc.top1:g}"
+    with open(a.log, errors="replace") as f:
+        steps = step_times(f.read())
+    speed = f"; {statistics.median(steps):.1f} ms/iteration" if steps else ""
     print(f"Iteration {its[0]} loss {losses[0]:g}; Iteration {its[-1]} loss {losses[-1]:g}; "
-          f"test top-1 {top1}")
+          f"test top-1 {top1}{speed}")
+    return 0
+
+
+def losses_agree(cpu_log, gpu_log, tolerance):
+    """(common iterations, CPU losses, GPU losses, largest relative difference)
+    of two training logs of the same seeded run."""
+    from .caffeio.log import parse_log
+    runs = []
+    for path in (cpu_log, gpu_log):
+        its, _, losses = parse_log(path).series("loss")
+        runs.append(dict(zip(its, losses)))
+    common = sorted(set(runs[0]) & set(runs[1]))
+    if len(common) < 2:
+        raise UserError(gpu_log, f"fewer than two iterations logged by both runs ({common})")
+    cpu = [runs[0][i] for i in common]
+    gpu = [runs[1][i] for i in common]
+    worst = max(abs(c - g) / max(1.0, abs(c)) for c, g in zip(cpu, gpu))
+    return common, cpu, gpu, worst
+
+
+def cmd_losses_agree(a):
+    """CPU and GPU training from the same model and seed log the same losses."""
+    its, cpu, gpu, worst = losses_agree(a.cpu_log, a.gpu_log, a.tolerance)
+    print("training loss at iterations " + ", ".join(map(str, its)) + ": CPU "
+          + " ".join(f"{v:g}" for v in cpu) + ", GPU " + " ".join(f"{v:g}" for v in gpu)
+          + f"; largest difference {worst:.2g}")
+    if worst > a.tolerance:
+        raise UserError(a.gpu_log, f"CPU and GPU losses differ by {worst:.2g} (more than "
+                        f"{a.tolerance:g})")
+    return 0
+
+
+_GTEST_SUITE = re.compile(r"^\[----------\] \d+ tests? from (\S+?)(?:, where TypeParam = (.+))?$")
+_GTEST_RESULT = re.compile(r"^\[\s+(OK|FAILED)\s+\] ([^\s.]+)\.([^\s,]+)(?:, where .*)? \(\d+ ms\)$")
+#: Groups of tests the GPU check reports on: a suite belongs to a group when
+#: its name or its type parameter contains the marker.
+GTEST_GROUPS = (("cuDNN", "CuDNN"), ("NCCL", "NCCL"), ("GPU", "GPU"))
+
+
+def gtest_summary(text):
+    """What a GTest log says: {"passed": n, "failed": [names], "finished":
+    bool, "groups": {group: [passed, run]}} (groups: GTEST_GROUPS)."""
+    params, passed, failed = {}, 0, []
+    groups = {g: [0, 0] for g, _ in GTEST_GROUPS}
+    for line in text.splitlines():
+        m = _GTEST_SUITE.match(line)
+        if m:
+            params[m.group(1)] = m.group(2) or ""
+            continue
+        m = _GTEST_RESULT.match(line)
+        if not m:
+            continue
+        ok, suite = m.group(1) == "OK", m.group(2)
+        passed += ok
+        if not ok:
+            failed.append(f"{suite}.{m.group(3)}")
+        for group, marker in GTEST_GROUPS:
+            if marker in suite or marker in params.get(suite, "") or \
+                    (group == "GPU" and "CuDNN" in params.get(suite, "")):
+                groups[group][0] += ok
+                groups[group][1] += 1
+    finished = re.search(r"^\[==========\] \d+ tests? from .* ran\.", text, re.M) is not None
+    return {"passed": passed, "failed": failed, "finished": finished, "groups": groups}
+
+
+def cmd_gtest_summary(a):
+    with open(a.log, errors="replace") as f:
+        r = gtest_summary(f.read())
+    run = r["passed"] + len(r["failed"])
+    print(f"{run} tests, {r['passed']} passed, {len(r['failed'])} failed"
+          + "".join(f"; {g}: {p}/{n} passed" for g, (p, n) in r["groups"].items())
+          + ("" if r["finished"] else "; the binary did not finish"))
+    problems = []
+    if r["failed"]:
+        problems.append("failed: " + ", ".join(r["failed"][:5])
+                        + (" ..." if len(r["failed"]) > 5 else ""))
+    if not r["finished"]:
+        problems.append("the test binary stopped before the end")
+    for group in a.expect or []:
+        if group not in r["groups"]:
+            raise UserError("--expect", f"unknown group {group} (known: "
+                            + ", ".join(r["groups"]) + ")")
+        if r["groups"][group][1] == 0:
+            problems.append(f"no {group} tests ran")
+    if problems:
+        raise UserError(a.log, "; ".join(problems))
+    return 0
+
+
+def cmd_bench_gpu(a):
+    """The GPU speed comparison on the prepared nets: report to --out."""
+    from .benchmarks import bench_gpu
+    from .fileio import write_text_atomic
+    results = bench_gpu.run(a.folder, a.gpu, a.iterations, a.repeats, a.torch_python)
+    report = bench_gpu.format_report(
+        results, a.iterations, a.repeats,
+        f"python -m sepnets.device_check bench-gpu --gpu {a.gpu} --iterations {a.iterations} "
+        f"--repeats {a.repeats}")
+    print(report, end="")
+    if a.out:
+        write_text_atomic(a.out, report)
     return 0
 
 
@@ -156,7 +272,11 @@ def main(argv=None):
                 "python -m sepnets.device_check agree out/caffe_test_cpu.log out/caffe_test_gpu.log",
                 "python -m sepnets.device_check train-summary out/train_gpu.log",
                 "python -m sepnets.device_check solver .device/check/solver.prototxt "
-                "/tmp/cpu.prototxt --max-iter 20"])
+                "/tmp/cpu.prototxt --max-iter 20",
+                "python -m sepnets.device_check losses-agree out/train_cpu.log out/train_gpu.log",
+                "python -m sepnets.device_check gtest-summary out/gtest_gpu.log --expect GPU cuDNN",
+                "python -m sepnets.device_check bench-gpu .device/check/bench "
+                "--out out/bench_train_gpu.md"])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     i = sub.add_parser("inputs", help="write the check's inputs (here)")
     i.add_argument("--out", default=os.path.join(REPO_ROOT, ".device", "check"),
@@ -167,7 +287,9 @@ def main(argv=None):
                    help="data folder holding cifar10/v3 (default: data)")
     i.add_argument("--test-images", type=int, default=500, help="test subset (default: 500)")
     i.add_argument("--train-images", type=int, default=256, help="train subset (default: 256)")
-    i.add_argument("--iters", type=int, default=200, help="fine-tuning iterations (default: 200)")
+    i.add_argument("--iters", type=int, default=300, help="fine-tuning iterations (default: 300)")
+    i.add_argument("--no-bench", action="store_true",
+                   help="leave out the GPU speed comparison's nets (bench/)")
     i.add_argument("--seed", type=int, default=1, help="solver random_seed (default: 1)")
     i.set_defaults(func=cmd_inputs)
     c = sub.add_parser("accuracy", help="the final test top-1 of a caffe test/train log")
@@ -191,6 +313,31 @@ def main(argv=None):
     n = sub.add_parser("test-iter", help="the test batches of a solver")
     n.add_argument("solver")
     n.set_defaults(func=cmd_test_iter)
+    la = sub.add_parser("losses-agree",
+                        help="CPU and GPU training logs give the same losses (exit 2 if not)")
+    la.add_argument("cpu_log")
+    la.add_argument("gpu_log")
+    la.add_argument("--tolerance", type=float, default=1e-3,
+                    help="largest difference, relative to max(1, |loss|) (default 1e-3)")
+    la.set_defaults(func=cmd_losses_agree)
+    gs = sub.add_parser("gtest-summary",
+                        help="tests run / passed / failed of a GTest log, by group "
+                             "(exit 2 on a failure)")
+    gs.add_argument("log")
+    gs.add_argument("--expect", nargs="+", metavar="GROUP",
+                    help="groups that must have run: " + ", ".join(g for g, _ in GTEST_GROUPS))
+    gs.set_defaults(func=cmd_gtest_summary)
+    bg = sub.add_parser("bench-gpu", help="the GPU speed comparison on the prepared nets "
+                                          "(Caffe with cuDNN, Caffe 1.0, PyTorch)")
+    bg.add_argument("folder", help="the prepared bench/ folder (inputs)")
+    bg.add_argument("--out", help="Markdown report to write")
+    bg.add_argument("--gpu", type=int, default=0, help="GPU id (default 0)")
+    bg.add_argument("--iterations", type=int, default=50,
+                    help="training steps per timed run (default 50)")
+    bg.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
+    bg.add_argument("--torch-python", default=None,
+                    help="Python with CUDA torch (default: this one)")
+    bg.set_defaults(func=cmd_bench_gpu)
     a = p.parse_args(argv)
     return a.func(a)
 

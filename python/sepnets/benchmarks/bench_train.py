@@ -269,6 +269,10 @@ def command(a, cmdline):
         if value is not None and not 1 <= value <= top:
             raise UserError(name, f"must be between 1 and {top} (got {value})")
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if getattr(a, "gpu", None) is not None:
+        return _command_gpu(a, cmdline, say)
+    if a.iterations is None:
+        a.iterations = 3
     if a.parity:
         model = a.parity_model if os.path.isabs(a.parity_model) else \
             os.path.join(REPO_ROOT, a.parity_model)
@@ -287,6 +291,29 @@ def command(a, cmdline):
                                          a.batch or batch, a.iterations, a.repeats, a.threads,
                                          say, with_torch=not a.no_torch))
         report, out = format_report(results, a.iterations, a.repeats, a.threads, cmdline), a.out
+    print(report, end="")
+    if out != "-":
+        write_text_atomic(out if os.path.isabs(out) else os.path.join(REPO_ROOT, out), report)
+    return 0
+
+
+def _command_gpu(a, cmdline, say):
+    """--gpu N: the training step on that GPU, Caffe with cuDNN against Caffe
+    1.0's GPU code and PyTorch with cuDNN (bench_gpu.py)."""
+    from . import bench_gpu
+    from ..fileio import write_text_atomic
+    if not 0 <= a.gpu <= 63:
+        raise UserError("--gpu", f"must be a GPU id between 0 and 63 (got {a.gpu})")
+    if a.parity or a.no_torch:
+        raise UserError("--gpu", "goes with neither --parity nor --no-torch")
+    keys = list(bench_gpu.GPU_NETS) if set(a.nets) == {n[0] for n in NETS} else a.nets
+    iterations = a.iterations or 50
+    python = os.environ.get("SEPNETS_BENCH_PYTHON") or "python3"
+    with tempfile.TemporaryDirectory(prefix="bench_gpu_") as tmp:
+        bench_gpu.prepare(tmp, keys, a.batch)
+        results = bench_gpu.run(tmp, a.gpu, iterations, a.repeats, python, say)
+    report = bench_gpu.format_report(results, iterations, a.repeats, cmdline)
+    out = bench_gpu.DEFAULT_OUT if a.out == DEFAULT_OUT else a.out
     print(report, end="")
     if out != "-":
         write_text_atomic(out if os.path.isabs(out) else os.path.join(REPO_ROOT, out), report)

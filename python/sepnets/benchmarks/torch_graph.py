@@ -1,9 +1,13 @@
 """The PyTorch side of tools/bench_train.py: a Caffe graph, described as JSON
 by the caffe side, rebuilt with torch ops and timed for forward + backward.
 
-Run only inside the benchmark's own environment (.venv-bench), as
-`python -m sepnets.benchmarks.torch_graph SPEC.json`; it prints one JSON line
-of per-repeat milliseconds.  Nothing else in the project imports torch.
+Run only inside the benchmark's own environment (.venv-bench), or a Python
+with CUDA torch on a GPU host, as `python -m sepnets.benchmarks.torch_graph
+SPEC.json`; it prints one JSON line of per-repeat milliseconds.  Nothing else
+in the project imports torch.  The job may ask for a device ("cuda:0": cuDNN
+with cudnn.benchmark, TF32 off, timed between synchronisations) and for whole
+training steps ("train": forward, backward and SGD with momentum, as Caffe's
+solver) instead of forward + backward.
 
 The graph is written the way a PyTorch user writes it: BatchNorm in training
 mode without affine (Caffe's BatchNorm) followed by a per-channel multiply-add
@@ -113,7 +117,8 @@ class Graph(torch.nn.Module):
         if t == "Dropout":
             return [F.dropout(x, layer["ratio"], training=True)]
         if t == "SoftmaxWithLoss":
-            return [F.cross_entropy(x.flatten(1), torch.zeros(x.shape[0], dtype=torch.long))]
+            return [F.cross_entropy(x.flatten(1), torch.zeros(x.shape[0], dtype=torch.long,
+                                                              device=x.device))]
         if t == "Softmax":
             return [F.softmax(x, dim=1)]
         if t == "Split":
@@ -123,24 +128,41 @@ class Graph(torch.nn.Module):
         raise ValueError(f"layer {layer['name']}: type {t} not supported by the torch graph")
 
 
-def time_graph(spec, iterations, repeats, threads):
-    """Milliseconds per forward + backward, one figure per repeat."""
+def time_graph(spec, iterations, repeats, threads, device="cpu", train=False):
+    """Milliseconds per forward + backward (with `train`: + SGD update), one
+    figure per repeat, on `device`."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = Graph(spec)
-    x = torch.randn(*spec["input"]["shape"])
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        # cuDNN picks its fastest algorithms, in FP32 like Caffe (no TF32).
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.cuda.set_device(dev)
+    net = Graph(spec).to(dev)
+    net.buffers_ = {i: tuple(b.to(dev) for b in bufs) for i, bufs in net.buffers_.items()}
+    x = torch.randn(*spec["input"]["shape"], device=dev)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005) \
+        if train else None
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
 
     def step():
         net.zero_grad(set_to_none=True)
         outs = net(x)
         sum(o.sum() for o in outs).backward()
+        if opt is not None:
+            opt.step()
 
-    step()  # warm-up: allocations, kernel choice
+    for _ in range(max(1, iterations if dev.type == "cuda" else 1)):
+        step()  # warm-up: allocations, kernel choice (cuDNN's benchmark)
+    sync()
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(iterations):
             step()
+        sync()
         times.append((time.perf_counter() - start) * 1000 / iterations)
     return times
 
@@ -148,9 +170,14 @@ def time_graph(spec, iterations, repeats, threads):
 def main(argv):
     with open(argv[0]) as f:
         job = json.load(f)
-    times = time_graph(job["spec"], job["iterations"], job["repeats"], job["threads"])
+    device = job.get("device", "cpu")
+    times = time_graph(job["spec"], job["iterations"], job["repeats"], job["threads"],
+                       device, job.get("train", False))
+    name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") \
+        else "cpu"
     print(json.dumps({"ms": times, "torch": torch.__version__,
-                      "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads(), "device": name,
+                      "cudnn": torch.backends.cudnn.version() if device != "cpu" else None}))
     return 0
 
 

@@ -2,8 +2,10 @@
 libraries of the nvidia wheels, and importing pycaffe without glog flooding
 the terminal.
 
-``python -m sepnets.caffeio.env nvidia-dir`` prints the wheels' folder, so
-that shell scripts ask this one place too."""
+``python -m sepnets.caffeio.env nvidia-dir`` prints the wheels' folder, and
+``nvidia-lib-path`` the library folders of every nvidia wheel the CUDA build
+uses (cuBLAS/cuRAND, cuDNN, NCCL), so that shell scripts ask this one place
+too."""
 import os
 import shutil
 
@@ -85,13 +87,46 @@ def nvidia_wheels_dir():
     return None
 
 
+#: The nvidia wheels of cuDNN and NCCL (nvidia-cudnn-cu13, nvidia-nccl-cu13)
+#: install under site-packages/nvidia/<name>/{include,lib}.
+NVIDIA_LIBS = ("cudnn", "nccl")
+
+
+def nvidia_lib_dirs():
+    """The ``lib`` folders of the installed nvidia wheels a CUDA build loads
+    (cuBLAS/cuRAND, cuDNN, NCCL), those that exist, in that order."""
+    dirs = []
+    base = nvidia_wheels_dir()
+    if base and os.path.isdir(os.path.join(base, "lib")):
+        dirs.append(os.path.join(base, "lib"))
+    try:
+        import nvidia
+    except ImportError:
+        return dirs
+    for name in NVIDIA_LIBS:
+        for root in list(getattr(nvidia, "__path__", [])):
+            d = os.path.join(root, name, "lib")
+            if os.path.isdir(d):
+                dirs.append(d)
+                break
+    return dirs
+
+
 def main(argv=None):
     import sys
     argv = sys.argv[1:] if argv is None else argv
-    if argv != ["nvidia-dir"]:
-        print("usage: python -m sepnets.caffeio.env nvidia-dir   # prints the nvidia wheels' "
-              "folder (exit 1 if none)", file=sys.stderr)
+    if argv not in (["nvidia-dir"], ["nvidia-lib-path"]):
+        print("usage: python -m sepnets.caffeio.env nvidia-dir        # the nvidia wheels' "
+              "folder (exit 1 if none)\n"
+              "       python -m sepnets.caffeio.env nvidia-lib-path   # their library "
+              "folders, ':'-joined (exit 1 if none)", file=sys.stderr)
         return 2
+    if argv == ["nvidia-lib-path"]:
+        dirs = nvidia_lib_dirs()
+        if not dirs:
+            return 1
+        print(":".join(dirs))
+        return 0
     d = nvidia_wheels_dir()
     if d is None:
         return 1

@@ -28,6 +28,8 @@ namespace caffe {
  * lr_mult: 0 and decay_mult: 0, as the release did for its pattern layers.
  * With OFFSET, every filter uses the one constant alpha = offset.
  * On the CPU, float 2-D convolutions run on oneDNN (DnnlConvolutionLayer);
+ * on the GPU, in a build with cuDNN, the layer factory makes the sibling
+ * engine CuDNNBinaryPatternConvolutionLayer for nets built in GPU mode;
  * convolution_param { engine: CAFFE } forces Caffe's own implementation.
  * STE uses the gradient of alpha(W) * hardtanh(W): with MEAN,
  *   dW_j = alpha dWeff_j 1{|w_j| <= ste_clip} + (B_j / n) sum_k dWeff_k B_k,

@@ -171,6 +171,7 @@ STUB_GPU(BinaryPatternConvolutionLayer);
 #endif
 
 INSTANTIATE_CLASS(BinaryPatternConvolutionLayer);
-REGISTER_LAYER_CLASS(BinaryPatternConvolution);
+// Registered by GetBinaryPatternConvolutionLayer in layer_factory.cpp (engine
+// choice: cuDNN in GPU mode where built with it).
 
 }  // namespace caffe

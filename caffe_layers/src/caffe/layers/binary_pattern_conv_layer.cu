@@ -167,5 +167,10 @@ void BinaryPatternConvolutionLayer<Dtype>::Backward_gpu(
 }
 
 INSTANTIATE_LAYER_GPU_FUNCS(BinaryPatternConvolutionLayer);
+// The cuDNN engine (a subclass, its own translation unit) calls these too.
+template void BinaryPatternConvolutionLayer<float>::Binarize_gpu();
+template void BinaryPatternConvolutionLayer<double>::Binarize_gpu();
+template void BinaryPatternConvolutionLayer<float>::BackwardWeights_gpu();
+template void BinaryPatternConvolutionLayer<double>::BackwardWeights_gpu();
 
 }  // namespace caffe

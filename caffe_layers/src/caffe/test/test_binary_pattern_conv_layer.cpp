@@ -10,6 +10,13 @@
 #include "caffe/filler.hpp"
 #include "caffe/layers/binary_pattern_conv_layer.hpp"
 #include "caffe/layers/conv_layer.hpp"
+#include "caffe/layers/cudnn_binary_pattern_conv_layer.hpp"
+#include "caffe/layers/cudnn_conv_layer.hpp"
+#include "caffe/layers/cudnn_relu_layer.hpp"
+#include "caffe/layers/dnnl_conv_layer.hpp"
+#include "caffe/layers/omp_batch_norm_layer.hpp"
+#include "caffe/layers/relu_layer.hpp"
+#include "caffe/layer_factory.hpp"
 #include "caffe/net.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
@@ -22,6 +29,40 @@ struct ConvCase {
   int kernel_h, kernel_w, stride, pad, dilation, group, num_output;
   bool bias;
 };
+
+// Every test runs on each engine of the layer: BinaryPatternConvolutionLayer
+// on the CPU (oneDNN for float) and on the GPU (Caffe's im2col + cuBLAS), and,
+// in a build with cuDNN, the sibling CuDNNBinaryPatternConvolutionLayer on
+// the GPU (type parameter CuDNNDevice).
+template <typename TypeParam>
+struct PatternEngine {
+  typedef typename TypeParam::Dtype Dtype;
+  static const bool kCuDNN = false;
+  static BinaryPatternConvolutionLayer<Dtype>* New(const LayerParameter& p) {
+    return new BinaryPatternConvolutionLayer<Dtype>(p);
+  }
+};
+
+#ifdef USE_CUDNN
+template <typename TypeParam>
+struct CuDNNDevice : public GPUDevice<TypeParam> {};
+
+template <typename TypeParam>
+struct PatternEngine<CuDNNDevice<TypeParam> > {
+  static const bool kCuDNN = true;
+  static BinaryPatternConvolutionLayer<TypeParam>* New(
+      const LayerParameter& p) {
+    return new CuDNNBinaryPatternConvolutionLayer<TypeParam>(p);
+  }
+};
+
+typedef ::testing::Types<CPUDevice<float>, CPUDevice<double>,
+                         GPUDevice<float>, GPUDevice<double>,
+                         CuDNNDevice<float>, CuDNNDevice<double> >
+                         PatternTestTypes;
+#else
+typedef TestDtypesAndDevices PatternTestTypes;
+#endif
 
 template <typename TypeParam>
 class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
@@ -42,6 +83,13 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
   virtual ~BinaryPatternConvolutionLayerTest() {
     delete blob_bottom_;
     delete blob_top_;
+  }
+
+  // The layer on this test's engine.
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > NewLayer(
+      const LayerParameter& param) {
+    return shared_ptr<BinaryPatternConvolutionLayer<Dtype> >(
+        PatternEngine<TypeParam>::New(param));
   }
 
   LayerParameter MakeParam(const ConvCase& c) {
@@ -107,20 +155,21 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
           BinaryPatternParameter_ScaleMode_OFFSET);
       param.mutable_binary_pattern_param()->set_offset(0.06);
     }
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    layer.SetUp(blob_bottom_vec_, blob_top_vec_);
-    layer.Forward(blob_bottom_vec_, blob_top_vec_);
-    const Blob<Dtype>& w = *layer.blobs()[0];
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    layer->SetUp(blob_bottom_vec_, blob_top_vec_);
+    layer->Forward(blob_bottom_vec_, blob_top_vec_);
+    const Blob<Dtype>& w = *layer->blobs()[0];
     vector<Dtype> alpha = offset_mode ?
         vector<Dtype>(w.shape(0), Dtype(0.06)) : MeanAbs(w);
     for (int k = 0; k < alpha.size(); ++k) {
-      EXPECT_NEAR(alpha[k], layer.scales().cpu_data()[k], 1e-5 * alpha[k]);
+      EXPECT_NEAR(alpha[k], layer->scales().cpu_data()[k], 1e-5 * alpha[k]);
     }
     // The effective filters hold exactly two values each, +/- alpha_c.
     const int dim = w.count(1);
     for (int i = 0; i < w.count(); ++i) {
-      EXPECT_EQ(std::abs(layer.effective_weights().cpu_data()[i]),
-                layer.scales().cpu_data()[i / dim]);
+      EXPECT_EQ(std::abs(layer->effective_weights().cpu_data()[i]),
+                layer->scales().cpu_data()[i / dim]);
     }
     ConvolutionLayer<Dtype> stock(MakeParam(c));
     Blob<Dtype> stock_top;
@@ -128,7 +177,7 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
     stock.SetUp(blob_bottom_vec_, stock_top_vec);
     BakedWeights(w, alpha, stock.blobs()[0].get());
     if (c.bias) {
-      stock.blobs()[1]->CopyFrom(*layer.blobs()[1]);
+      stock.blobs()[1]->CopyFrom(*layer->blobs()[1]);
     }
     stock.Forward(blob_bottom_vec_, stock_top_vec);
     ASSERT_EQ(stock_top.shape(), blob_top_->shape());
@@ -145,7 +194,7 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
   vector<Blob<Dtype>*> blob_top_vec_;
 };
 
-TYPED_TEST_CASE(BinaryPatternConvolutionLayerTest, TestDtypesAndDevices);
+TYPED_TEST_CASE(BinaryPatternConvolutionLayerTest, PatternTestTypes);
 
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestForward3x3) {
   ConvCase c = {3, 3, 1, 1, 1, 1, 6, true};
@@ -180,43 +229,46 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestForwardOffset) {
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSignOfZeroIsPlus) {
   typedef typename TypeParam::Dtype Dtype;
   ConvCase c = {3, 3, 1, 1, 1, 1, 2, false};
-  BinaryPatternConvolutionLayer<Dtype> layer(this->MakeParam(c));
-  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  Blob<Dtype>* w = layer.blobs()[0].get();
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(this->MakeParam(c));
+  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  Blob<Dtype>* w = layer->blobs()[0].get();
   caffe_set(w->count(), Dtype(-0.5), w->mutable_cpu_data());
   w->mutable_cpu_data()[0] = 0;
-  layer.Forward(this->blob_bottom_vec_, this->blob_top_vec_);
-  const Dtype alpha = layer.scales().cpu_data()[0];
-  EXPECT_EQ(alpha, layer.effective_weights().cpu_data()[0]);
-  EXPECT_EQ(-alpha, layer.effective_weights().cpu_data()[1]);
+  layer->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
+  const Dtype alpha = layer->scales().cpu_data()[0];
+  EXPECT_EQ(alpha, layer->effective_weights().cpu_data()[0]);
+  EXPECT_EQ(-alpha, layer->effective_weights().cpu_data()[1]);
 }
 
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestAlphaBindsOnceThenLearns) {
   typedef typename TypeParam::Dtype Dtype;
   ConvCase c = {3, 3, 1, 1, 1, 1, 3, true};
-  BinaryPatternConvolutionLayer<Dtype> layer(this->MakeParam(c));
-  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  ASSERT_EQ(3, layer.blobs().size());
-  EXPECT_EQ(Dtype(0), layer.blobs()[2]->cpu_data()[0]);  // unbound
-  layer.Forward(this->blob_bottom_vec_, this->blob_top_vec_);
-  const vector<Dtype> mean = this->MeanAbs(*layer.blobs()[0]);
-  EXPECT_NEAR(mean[1], layer.blobs()[2]->cpu_data()[1], 1e-5 * mean[1]);
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(this->MakeParam(c));
+  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  ASSERT_EQ(3, layer->blobs().size());
+  EXPECT_EQ(Dtype(0), layer->blobs()[2]->cpu_data()[0]);  // unbound
+  layer->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
+  const vector<Dtype> mean = this->MeanAbs(*layer->blobs()[0]);
+  EXPECT_NEAR(mean[1], layer->blobs()[2]->cpu_data()[1], 1e-5 * mean[1]);
   // Once bound, alpha is a parameter: changing W's magnitude leaves it alone.
-  layer.blobs()[2]->mutable_cpu_data()[1] = 0.25;
-  caffe_scal(layer.blobs()[0]->count(), Dtype(3),
-             layer.blobs()[0]->mutable_cpu_data());
-  layer.Forward(this->blob_bottom_vec_, this->blob_top_vec_);
-  EXPECT_EQ(Dtype(0.25), layer.scales().cpu_data()[1]);
+  layer->blobs()[2]->mutable_cpu_data()[1] = 0.25;
+  caffe_scal(layer->blobs()[0]->count(), Dtype(3),
+             layer->blobs()[0]->mutable_cpu_data());
+  layer->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
+  EXPECT_EQ(Dtype(0.25), layer->scales().cpu_data()[1]);
 }
 
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedMean) {
   typedef typename TypeParam::Dtype Dtype;
   ConvCase c = {3, 3, 2, 1, 1, 2, 4, true};
-  BinaryPatternConvolutionLayer<Dtype> layer(this->MakeParam(c));
-  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  this->PushAwayFromZero(layer.blobs()[0].get(), 0.05);
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(this->MakeParam(c));
+  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  this->PushAwayFromZero(layer->blobs()[0].get(), 0.05);
   GradientChecker<Dtype> checker(1e-2, 1e-3);
-  checker.CheckGradientExhaustive(&layer, this->blob_bottom_vec_,
+  checker.CheckGradientExhaustive(layer.get(), this->blob_bottom_vec_,
       this->blob_top_vec_);
 }
 
@@ -224,11 +276,12 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedMean5x5NoBias) {
   typedef typename TypeParam::Dtype Dtype;
   this->UseSmallBottom();
   ConvCase c = {5, 5, 1, 2, 1, 1, 2, false};
-  BinaryPatternConvolutionLayer<Dtype> layer(this->MakeParam(c));
-  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  this->PushAwayFromZero(layer.blobs()[0].get(), 0.05);
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(this->MakeParam(c));
+  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  this->PushAwayFromZero(layer->blobs()[0].get(), 0.05);
   GradientChecker<Dtype> checker(1e-2, 1e-3);
-  checker.CheckGradientExhaustive(&layer, this->blob_bottom_vec_,
+  checker.CheckGradientExhaustive(layer.get(), this->blob_bottom_vec_,
       this->blob_top_vec_);
 }
 
@@ -240,12 +293,13 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedOffset) {
   param.mutable_binary_pattern_param()->set_scale_mode(
       BinaryPatternParameter_ScaleMode_OFFSET);
   param.mutable_binary_pattern_param()->set_offset(0.09);
-  BinaryPatternConvolutionLayer<Dtype> layer(param);
-  layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  ASSERT_EQ(2, layer.blobs().size());
-  this->PushAwayFromZero(layer.blobs()[0].get(), 0.05);
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+  ASSERT_EQ(2, layer->blobs().size());
+  this->PushAwayFromZero(layer->blobs()[0].get(), 0.05);
   GradientChecker<Dtype> checker(1e-2, 1e-3);
-  checker.CheckGradientExhaustive(&layer, this->blob_bottom_vec_,
+  checker.CheckGradientExhaustive(layer.get(), this->blob_bottom_vec_,
       this->blob_top_vec_);
 }
 
@@ -265,10 +319,11 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSteGradientClosedForm) {
       bp->set_scale_mode(BinaryPatternParameter_ScaleMode_OFFSET);
       bp->set_offset(0.07);
     }
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-    ASSERT_EQ(2, layer.blobs().size());
-    layer.Forward(this->blob_bottom_vec_, this->blob_top_vec_);
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+    ASSERT_EQ(2, layer->blobs().size());
+    layer->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
     FillerParameter filler_param;
     GaussianFiller<Dtype> filler(filler_param);
     Blob<Dtype> top_diff;
@@ -276,14 +331,14 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSteGradientClosedForm) {
     filler.Fill(&top_diff);
     caffe_copy(top_diff.count(), top_diff.cpu_data(),
                this->blob_top_->mutable_cpu_diff());
-    caffe_set(layer.blobs()[0]->count(), Dtype(0),
-              layer.blobs()[0]->mutable_cpu_diff());
-    caffe_set(layer.blobs()[1]->count(), Dtype(0),
-              layer.blobs()[1]->mutable_cpu_diff());
-    layer.Backward(this->blob_top_vec_, vector<bool>(1, true),
+    caffe_set(layer->blobs()[0]->count(), Dtype(0),
+              layer->blobs()[0]->mutable_cpu_diff());
+    caffe_set(layer->blobs()[1]->count(), Dtype(0),
+              layer->blobs()[1]->mutable_cpu_diff());
+    layer->Backward(this->blob_top_vec_, vector<bool>(1, true),
                    this->blob_bottom_vec_);
 
-    const Blob<Dtype>& w = *layer.blobs()[0];
+    const Blob<Dtype>& w = *layer->blobs()[0];
     const int dim = w.count(1);
     vector<Dtype> alpha = mean ? this->MeanAbs(w) :
         vector<Dtype>(w.shape(0), Dtype(0.07));
@@ -294,7 +349,7 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSteGradientClosedForm) {
     vector<Blob<Dtype>*> stock_bottom_vec(1, &stock_bottom);
     stock.SetUp(stock_bottom_vec, stock_top_vec);
     this->BakedWeights(w, alpha, stock.blobs()[0].get());
-    stock.blobs()[1]->CopyFrom(*layer.blobs()[1]);
+    stock.blobs()[1]->CopyFrom(*layer->blobs()[1]);
     stock.Forward(stock_bottom_vec, stock_top_vec);
     caffe_copy(top_diff.count(), top_diff.cpu_data(),
                stock_top.mutable_cpu_diff());
@@ -451,24 +506,27 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSetupErrors) {
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   ConvCase one = {1, 1, 1, 0, 1, 1, 4, true};
   {
-    BinaryPatternConvolutionLayer<Dtype> layer(this->MakeParam(one));
-    EXPECT_DEATH(layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(this->MakeParam(one));
+    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
                  "1x1 kernels are projections");
   }
   {
     LayerParameter param = this->MakeParam(one);
     param.mutable_binary_pattern_param()->set_allow_1x1(true);
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-    EXPECT_EQ(3, layer.blobs().size());
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+    EXPECT_EQ(3, layer->blobs().size());
   }
   ConvCase c = {3, 3, 1, 1, 1, 1, 4, true};
   {
     LayerParameter param = this->MakeParam(c);
     param.mutable_binary_pattern_param()->set_scale_mode(
         BinaryPatternParameter_ScaleMode_OFFSET);
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    EXPECT_DEATH(layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
                  "scale_mode OFFSET needs binary_pattern_param \\{ offset");
   }
   {
@@ -476,24 +534,150 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSetupErrors) {
     param.mutable_binary_pattern_param()->set_scale_mode(
         BinaryPatternParameter_ScaleMode_OFFSET);
     param.mutable_binary_pattern_param()->set_offset(-0.05);
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    EXPECT_DEATH(layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
                  "offset must be a finite value > 0");
   }
   {
     LayerParameter param = this->MakeParam(c);
     param.mutable_binary_pattern_param()->set_offset(0.05);
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    EXPECT_DEATH(layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
                  "offset is only used with scale_mode OFFSET");
   }
   {
     LayerParameter param = this->MakeParam(c);
     param.mutable_binary_pattern_param()->set_ste_clip(0);
-    BinaryPatternConvolutionLayer<Dtype> layer(param);
-    EXPECT_DEATH(layer.SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
+        this->NewLayer(param);
+    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
                  "ste_clip must be > 0");
   }
+}
+
+// The cuDNN engine agrees with BinaryPatternConvolutionLayer's own GPU path
+// (engine CAFFE) on the outputs and on every gradient -- input, bias, alpha
+// (FIXED) and W (STE) -- with groups, strides, dilation, no bias.
+TYPED_TEST(BinaryPatternConvolutionLayerTest, TestCuDNNMatchesCaffeEngine) {
+  typedef typename TypeParam::Dtype Dtype;
+  if (!PatternEngine<TypeParam>::kCuDNN) {
+    return;
+  }
+  this->blob_bottom_->Reshape(5, 4, 9, 8);
+  FillerParameter filler_param;
+  GaussianFiller<Dtype> filler(filler_param);
+  const ConvCase cases[] = {{3, 3, 1, 1, 1, 1, 6, true},
+                            {3, 3, 2, 1, 1, 2, 4, true},
+                            {5, 5, 1, 2, 2, 1, 3, false},
+                            {3, 5, 2, 1, 1, 4, 8, true}};
+  for (int k = 0; k < 4; ++k) {
+    for (int ste = 0; ste < 2; ++ste) {
+      filler.Fill(this->blob_bottom_);
+      LayerParameter param = this->MakeParam(cases[k]);
+      if (ste) {
+        param.mutable_binary_pattern_param()->set_train_mode(
+            BinaryPatternParameter_TrainMode_STE);
+        param.mutable_binary_pattern_param()->set_ste_clip(0.8);
+      }
+      shared_ptr<BinaryPatternConvolutionLayer<Dtype> > fast =
+          this->NewLayer(param);
+      fast->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+      param.mutable_convolution_param()->set_engine(
+          ConvolutionParameter_Engine_CAFFE);
+      BinaryPatternConvolutionLayer<Dtype> ref(param);
+      Blob<Dtype> ref_top, ref_bottom;
+      ref_bottom.CopyFrom(*this->blob_bottom_, false, true);
+      vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
+      vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
+      ref.SetUp(ref_bottom_vec, ref_top_vec);
+      ASSERT_EQ(ref.blobs().size(), fast->blobs().size());
+      for (int b = 0; b < fast->blobs().size(); ++b) {
+        ref.blobs()[b]->CopyFrom(*fast->blobs()[b]);
+      }
+      fast->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
+      ref.Forward(ref_bottom_vec, ref_top_vec);
+      for (int i = 0; i < ref_top.count(); ++i) {
+        const Dtype r = ref_top.cpu_data()[i];
+        EXPECT_NEAR(r, this->blob_top_->cpu_data()[i],
+                    1e-4 * std::max(Dtype(1), std::abs(r)));
+      }
+      filler.Fill(&ref_top);
+      caffe_copy(ref_top.count(), ref_top.cpu_data(),
+                 ref_top.mutable_cpu_diff());
+      caffe_copy(ref_top.count(), ref_top.cpu_data(),
+                 this->blob_top_->mutable_cpu_diff());
+      for (int b = 0; b < fast->blobs().size(); ++b) {
+        caffe_set(fast->blobs()[b]->count(), Dtype(0),
+                  fast->blobs()[b]->mutable_cpu_diff());
+        caffe_set(ref.blobs()[b]->count(), Dtype(0),
+                  ref.blobs()[b]->mutable_cpu_diff());
+      }
+      fast->Backward(this->blob_top_vec_, vector<bool>(1, true),
+                     this->blob_bottom_vec_);
+      ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
+      for (int i = 0; i < ref_bottom.count(); ++i) {
+        const Dtype r = ref_bottom.cpu_diff()[i];
+        EXPECT_NEAR(r, this->blob_bottom_->cpu_diff()[i],
+                    1e-4 * std::max(Dtype(1), std::abs(r)));
+      }
+      for (int b = 0; b < fast->blobs().size(); ++b) {
+        for (int i = 0; i < ref.blobs()[b]->count(); ++i) {
+          const Dtype r = ref.blobs()[b]->cpu_diff()[i];
+          EXPECT_NEAR(r, fast->blobs()[b]->cpu_diff()[i],
+                      2e-4 * std::max(Dtype(1), std::abs(r)));
+        }
+      }
+    }
+  }
+}
+
+// The layer factory's one decision: engine DEFAULT is cuDNN only for nets
+// built in GPU mode of a build with cuDNN; in CPU mode every build keeps the
+// CPU engines (oneDNN convolutions, fused OpenMP BatchNorm); engine CAFFE is
+// Caffe's own code everywhere.
+TYPED_TEST(BinaryPatternConvolutionLayerTest, TestFactoryEngineByMode) {
+  typedef typename TypeParam::Dtype Dtype;
+  ConvCase c = {3, 3, 1, 1, 1, 1, 4, true};
+  LayerParameter param = this->MakeParam(c);
+  param.set_type("BinaryPatternConvolution");
+  LayerParameter conv = this->MakeParam(c);
+  conv.set_type("Convolution");
+  LayerParameter relu;
+  relu.set_type("ReLU");
+  LayerParameter bn;
+  bn.set_type("BatchNorm");
+  bool gpu_cudnn = false;
+#ifdef USE_CUDNN
+  gpu_cudnn = Caffe::mode() == Caffe::GPU;
+#endif
+  shared_ptr<Layer<Dtype> > pattern = LayerRegistry<Dtype>::CreateLayer(param);
+  shared_ptr<Layer<Dtype> > stock = LayerRegistry<Dtype>::CreateLayer(conv);
+  shared_ptr<Layer<Dtype> > act = LayerRegistry<Dtype>::CreateLayer(relu);
+  shared_ptr<Layer<Dtype> > norm = LayerRegistry<Dtype>::CreateLayer(bn);
+  EXPECT_STREQ("BinaryPatternConvolution", pattern->type());
+  EXPECT_TRUE(dynamic_cast<BinaryPatternConvolutionLayer<Dtype>*>(
+      pattern.get()) != NULL);
+  EXPECT_TRUE(dynamic_cast<OmpBatchNormLayer<Dtype>*>(norm.get()) != NULL);
+#ifdef USE_CUDNN
+  EXPECT_EQ(gpu_cudnn, dynamic_cast<CuDNNBinaryPatternConvolutionLayer<Dtype>*>(
+      pattern.get()) != NULL);
+  EXPECT_EQ(gpu_cudnn, dynamic_cast<CuDNNConvolutionLayer<Dtype>*>(
+      stock.get()) != NULL);
+  EXPECT_EQ(gpu_cudnn, dynamic_cast<CuDNNReLULayer<Dtype>*>(
+      act.get()) != NULL);
+  param.mutable_convolution_param()->set_engine(
+      ConvolutionParameter_Engine_CAFFE);
+  EXPECT_TRUE(dynamic_cast<CuDNNBinaryPatternConvolutionLayer<Dtype>*>(
+      LayerRegistry<Dtype>::CreateLayer(param).get()) == NULL);
+#endif
+#ifdef SEPNETS_USE_DNNL
+  if (!gpu_cudnn) {
+    EXPECT_TRUE(dynamic_cast<DnnlConvolutionLayer<Dtype>*>(stock.get()) != NULL);
+  }
+#endif
+  EXPECT_FALSE(dynamic_cast<ReLULayer<Dtype>*>(act.get()) == NULL);
 }
 
 }  // namespace caffe
