@@ -52,14 +52,21 @@ def _run_name(path):
         return tomllib.load(f).get("run", os.path.splitext(os.path.basename(path))[0])
 
 
-@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if os.path.isdir(
-    os.path.join(REPO_ROOT, "logs", _run_name(p)))])
+def _recorded(path):
+    """The experiment.json a run of this file left, if any (logs/<run>/<experiment>/)."""
+    import tomllib
+    with open(path, "rb") as f:
+        exp = tomllib.load(f).get("experiment", "")
+    return os.path.join(REPO_ROOT, "logs", _run_name(path), exp, "experiment.json")
+
+
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if os.path.isfile(_recorded(p))])
 def test_experiment_file_gives_the_recorded_schedule(path):
     """Each recorded run's file gives the schedule its experiment.json recorded
     (every result-shaping key the record has)."""
     from sepnets.pipeline.config import RESULT_KEYS
     exp, s, cfg = _config(path)
-    with open(os.path.join(cfg.logs_dir, exp.name, "experiment.json")) as f:
+    with open(_recorded(path)) as f:
         recorded = json.load(f)["schedule"]
     for k in RESULT_KEYS:
         if k in recorded:
