@@ -145,24 +145,13 @@ def caffe_steps(net_path, gpu, iterations, repeats):
 def torch_steps(spec_path, gpu, iterations, repeats, python=None):
     """(ms per training step per repeat, torch version, device name) of the
     graph in PyTorch on cuda:`gpu` (torch_graph.py in its own process)."""
-    from .. import REPO_ROOT
     with open(spec_path) as f:
         spec = json.load(f)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"spec": spec, "iterations": iterations, "repeats": repeats, "threads": 1,
-                   "device": f"cuda:{gpu}", "train": True}, f)
-        job = f.name
-    try:
-        env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, "python"))
-        proc = subprocess.run([python or sys.executable, "-m",
-                               "sepnets.benchmarks.torch_graph", job],
-                              capture_output=True, text=True, env=env)
-    finally:
-        os.unlink(job)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError("torch", f"the PyTorch side failed on cuda:{gpu}: {last}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    from .torch_env import run_torch_graph
+    out = run_torch_graph(python or sys.executable,
+                          {"spec": spec, "iterations": iterations, "repeats": repeats,
+                           "threads": 1, "device": f"cuda:{gpu}", "train": True},
+                          f" on cuda:{gpu}")
     return out["ms"], out["torch"], out.get("device", "")
 
 

@@ -10,10 +10,8 @@ own environment and process; runs alternate (ours, stock, PyTorch, ours, ...)
 so that a slow spell of the machine hits all three alike, and each reports
 the min and median of its repeats.
 """
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -22,7 +20,7 @@ from ..caffeio.env import import_caffe
 from ..caffeio.proto import caffe_pb2, read_prototxt
 from ..errors import UserError
 from .caffe_time import caffe_time, set_batch
-from .torch_env import bench_python  # noqa: F401  (the tool installs it first)
+from .torch_env import bench_python, run_torch_graph
 
 # (key, label, deploy prototxt, batch) of the nets the issue names.
 NETS = (
@@ -156,22 +154,9 @@ def _conv_geometry(cp):
 
 def torch_time(spec, iterations, threads):
     """ms per step (one repeat) and torch's version, from the bench env."""
-    py = bench_python()
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"spec": spec, "iterations": iterations, "repeats": 1,
-                   "threads": threads}, f)
-        job = f.name
-    try:
-        env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, "python"),
-                   OMP_NUM_THREADS=str(threads))
-        proc = subprocess.run([py, "-m", "sepnets.benchmarks.torch_graph", job],
-                              capture_output=True, text=True, env=env)
-    finally:
-        os.unlink(job)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError("torch", f"the PyTorch side failed: {last}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_torch_graph(bench_python(), {"spec": spec, "iterations": iterations,
+                                           "repeats": 1, "threads": threads}, "",
+                          threads=threads)
     return out["ms"][0], out["torch"]
 
 

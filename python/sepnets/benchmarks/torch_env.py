@@ -5,9 +5,11 @@ The pinned version is a CPU build (a plain `pip install torch` would pull a
 multi-GB CUDA build); SEPNETS_BENCH_PYTHON points at another interpreter that
 has torch instead.
 """
+import json
 import os
 import subprocess
 import sys
+import tempfile
 
 from .. import REPO_ROOT
 from ..errors import UserError
@@ -46,3 +48,25 @@ def bench_python(say=None, install=True):
     if not _has_torch(python):
         raise UserError(BENCH_VENV, "PyTorch installed but cannot be imported")
     return python
+
+
+def run_torch_graph(python, job, what, threads=None):
+    """Run ``sepnets.benchmarks.torch_graph`` on `job` (its JSON request:
+    spec, iterations, repeats, threads, device ...) with `python` in a
+    process of its own (torch is never imported here); return its JSON
+    answer. `what` names the side in the one-line error."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+        path = f.name
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, "python"))
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    try:
+        proc = subprocess.run([python, "-m", "sepnets.benchmarks.torch_graph", path],
+                              capture_output=True, text=True, env=env)
+    finally:
+        os.unlink(path)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError("torch", f"the PyTorch side failed{what}: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

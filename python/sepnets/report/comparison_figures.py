@@ -20,8 +20,8 @@ import os
 
 from ..errors import UserError
 from ..fileio import atomic_path
-from .comparisons import (DEPTH_FIGURE, SMALL_EXPERIMENTS, SMALL_FIGURE, SMALL_ROWS, _top1,
-                          depth_group, finished, gap, net_costs, small_group, small_points)
+from .comparisons import (DEPTH_FIGURE, SMALL_FIGURE, SMALL_ROWS, _top1, finished, gap, groups,
+                          net_costs, small_points)
 from .paper import PAPER_LABEL, PAPER_SMALL, RELEASE_CIFAR10, RELEASE_LABEL
 from .results import TITLES, readable
 
@@ -206,20 +206,13 @@ def write_figures(exps, root, dpi=120, say=print):
     """Write the figures that have something to plot under `root`; `say`
     gets one line for each figure not written. Returns the paths written."""
     written = []
-    depths = depth_group(exps)
-    if depths is None:
-        say(f"no {DEPTH_FIGURE}: no experiment of a cifar10-resnet<depth> net with a recorded "
-            f"schedule under {root}")
-    else:
+    depths, small = groups(exps, root, say, DEPTH_FIGURE, SMALL_FIGURE)
+    if depths is not None:
         try:
             written.append(plot_depth_trend(depths, os.path.join(root, DEPTH_FIGURE), dpi))
         except UserError as e:
             say(f"no {DEPTH_FIGURE}: {e.problem}")
-    small = small_group(exps)
-    if small is None:
-        say(f"no {SMALL_FIGURE}: no {', '.join(SMALL_EXPERIMENTS)} experiment with a "
-            f"recorded schedule under {root}")
-    else:
+    if small is not None:
         try:
             written.append(plot_small_nets(small, depths, os.path.join(root, SMALL_FIGURE), dpi))
         except UserError as e:

@@ -400,22 +400,28 @@ def small_section(group, depths, root, digits=4, costs=None, why=None):
 
 # ------------------------------------------------------------ both
 
+def groups(exps, root, say, depth_what="depth trend", small_what="small-network comparison"):
+    """(depth group, small group) of `exps`, either None when there is none;
+    `say` gets one line for each missing one, naming what is not written."""
+    depths, small = depth_group(exps), small_group(exps)
+    if depths is None:
+        say(f"no {depth_what}: no experiment of a cifar10-resnet<depth> net with a recorded "
+            f"schedule under {root}")
+    if small is None:
+        say(f"no {small_what}: no {', '.join(SMALL_EXPERIMENTS)} experiment with "
+            f"a recorded schedule under {root}")
+    return depths, small
+
+
 def markdown(exps, root, digits=4, say=print):
     """The comparison sections for RESULTS.md ("" when there is none);
     `say` gets one line for each comparison not written."""
     from ..errors import UserError
     out = []
-    depths = depth_group(exps)
-    if depths is None:
-        say(f"no depth trend: no experiment of a cifar10-resnet<depth> net with a recorded "
-            f"schedule under {root}")
-    else:
+    depths, small = groups(exps, root, say)
+    if depths is not None:
         out.append(depth_section(depths, root, digits))
-    small = small_group(exps)
-    if small is None:
-        say(f"no small-network comparison: no {', '.join(SMALL_EXPERIMENTS)} experiment with "
-            f"a recorded schedule under {root}")
-    else:
+    if small is not None:
         try:
             out.append(small_section(small, depths, root, digits))
         except UserError as e:
