@@ -63,17 +63,50 @@ def test_baked_patterns_count_as_binary(tmp_path, pair):
     assert (r.flipped, r.pattern, r.alpha_b) == (0, True, pytest.approx(0.04))
 
 
+def test_out_keeps_a_record_of_the_binary_layers(tmp_path, pair):
+    """--out writes the comparison as a record: totals over the binary layers
+    only (the 1x1 is not a pattern layer; a full-precision k x k would not count
+    either), every layer, the two models; read back by read_record."""
+    from sepnets.compress.compare_patterns import read_record
+    a, b, _ = pair
+    out = tmp_path / "rec" / "ste_sign_flips.json"
+    res = subprocess.run([sys.executable, TOOL, a, b, "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rec = read_record(str(out))
+    assert (rec["binary_layers"], rec["binary_weights"], rec["binary_flipped"]) == (1, 72, 5)
+    assert rec["binary_fraction"] == pytest.approx(5 / 72)
+    assert (rec["model_a"], rec["model_b"]) == (a, b)
+    assert [r["name"] for r in rec["layers"]] == ["c3"]
+    assert read_record(str(tmp_path / "none.json")) is None
+    bad = tmp_path / "bad.json"
+    for text, message in (("{", "unreadable sign-flip record"),
+                          ('{"binary_weights": 3}', "not a sign-flip record")):
+        bad.write_text(text)
+        with pytest.raises(Exception) as e:
+            read_record(str(bad))
+        assert message in str(e.value) and "bad.json" in str(e.value)
+
+
 def test_bad_input_is_one_line_error(tmp_path, pair):
     a, _, _ = pair
     other = _model(tmp_path / "other.caffemodel",
                    [("c3", "Convolution", 3, np.ones((2, 2, 3, 3), np.float32))])
     only1 = _model(tmp_path / "only1.caffemodel",
                    [("c1", "Convolution", 1, np.ones((2, 2, 1, 1), np.float32))])
+    nokernel = tmp_path / "nokernel.caffemodel"
+    from sepnets.caffeio.blobs import set_blob
+    from sepnets.caffeio.proto import caffe_pb2
+    m = caffe_pb2().NetParameter()
+    set_blob(m.layer.add(name="c3", type="Convolution").blobs.add(),
+             np.ones((2, 2, 3, 3), np.float32))
+    nokernel.write_bytes(m.SerializeToString())
     text = tmp_path / "notes.caffemodel"
     text.write_text("hello")
     for argv, message in (([a, other], "not the same net"),
                           ([only1, a], "no k x k (k > 1) convolution"),
                           ([a, str(text)], "not a Caffe model"),
+                          ([str(nokernel), a], "convolution 'c3' declares no kernel size"),
                           ([a, str(tmp_path / "missing.caffemodel")], "missing.caffemodel")):
         res = subprocess.run([sys.executable, TOOL, *argv], capture_output=True, text=True,
                              timeout=120)

@@ -164,6 +164,26 @@ def test_depth_table_release_rows_gaps_and_unfinished(logs):
         next(ln for ln in lines if ln.startswith("| ResNet-20 (release")))
 
 
+def test_depth_table_carries_the_sign_flips_a_run_kept(logs):
+    """The share of pattern signs STE changed is a column where some depth's
+    run kept its record (ste_sign_flips.json); '-' elsewhere, and no column
+    at all without one (the test above)."""
+    from sepnets.compress.compare_patterns import RECORD
+    d = logs / "headline" / "cifar10-resnet20"
+    (d / RECORD).write_text(json.dumps({"binary_weights": 1000, "binary_flipped": 98,
+                                        "binary_fraction": 0.098, "binary_layers": 18}))
+    lines = cmp.depth_table(cmp.depth_group(_load(logs)), str(logs)).splitlines()
+    assert lines[0].endswith("| Signs STE changed (% of pattern weights) |")
+    ours = [ln for ln in lines if "(this project" in ln]
+    assert ours[0].endswith("| 2.00 (STE, BN re-est.) | 9.80 |")
+    assert ours[1].endswith("| - | - | - |")
+    assert all(ln.endswith("(Refined) | - |") for ln in lines if "(release README)" in ln)
+    (d / RECORD).write_text("[]")
+    with pytest.raises(Exception) as e:
+        cmp.depth_table(cmp.depth_group(_load(logs)), str(logs))
+    assert RECORD in str(e.value) and "not a sign-flip record" in str(e.value)
+
+
 def test_gap_of_an_unfinished_step_is_marked(tmp_path):
     root = tmp_path / "logs"
     d = _resnet(root, "r", 20, _sched())

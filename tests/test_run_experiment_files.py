@@ -245,6 +245,10 @@ def test_run_folder_from_before_the_restructure_resumes(tmp_path, tiny_cifar):
         assert f"[{step}] done earlier" in out, out
     assert "[2_bipattern] done earlier: fine-tuning offset0.04" in out
     assert "caffe train" not in out and "binarizing" not in out
+    # the stand-in models declare no kernel size: no sign-flip record, said in one line
+    assert "[4_ste] signs STE changed: not counted (" in out
+    assert "declares no kernel size" in out
+    assert not (tmp_path / "logs" / "old" / "cifar10-resnet20" / "ste_sign_flips.json").exists()
     after = json.load(open(run / "state.json"))
     assert after["steps"].keys() == state["steps"].keys() and after["finished"]
     assert json.load(open(tmp_path / "logs" / "old" / "cifar10-resnet20" / "state.json")) \

@@ -113,6 +113,33 @@ def test_bq_size_is_what_model_summary_computes(sepnet_run, repo_root):
     assert computed <= len(data) <= computed + framing_bytes(data, "bq.sepnet")
 
 
+def test_ste_step_keeps_the_sign_flips_of_the_pattern_layers(sepnet_run):
+    """Step 4 leaves the share of pattern signs STE changed beside its logs:
+    the full model against the STE model, counted over the net's binary layers
+    (recounted here from the two models)."""
+    from sepnets.caffeio.proto import read_caffemodel
+    from sepnets.caffeio.run import from_caffe_path
+    from sepnets.compress.compare_patterns import RECORD, read_record
+    runs, logs, res, _ = sepnet_run
+    rec = read_record(str(logs / RECORD))
+    assert "[4_ste] signs STE changed:" in res.stdout
+    full = read_caffemodel(from_caffe_path(rec["model_a"]))
+    ste = read_caffemodel(from_caffe_path(rec["model_b"]))
+    assert "4_ste" in rec["model_b"] and "1_full" in rec["model_a"]
+    bpc = {lp.name for lp in ste.layer if lp.type == "BinaryPatternConvolution"}
+    assert rec["binary_layers"] == len(bpc) > 10
+    blob = {lp.name: np.array(lp.blobs[0].data) for m in (full,) for lp in m.layer
+            if lp.name in bpc}
+    n = f = 0
+    for lp in ste.layer:
+        if lp.name in bpc:
+            w = np.array(lp.blobs[0].data)
+            n += w.size
+            f += int(np.count_nonzero((w >= 0) != (blob[lp.name] >= 0)))
+    assert (rec["binary_weights"], rec["binary_flipped"]) == (n, f)
+    assert rec["binary_fraction"] == pytest.approx(f / n)
+
+
 def test_rerun_redoes_nothing(sepnet_run, repo_root, tiny_cifar):
     runs, logs, _, _ = sepnet_run
     before = (logs / "5_bq.log").stat().st_mtime_ns

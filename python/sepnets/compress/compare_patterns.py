@@ -9,6 +9,11 @@ how that shows, layer by layer, between any two models of the same net
 (full precision against STE-trained, two snapshots of one run, ...).
 
 Signs follow BinaryPatternConvolution's rule: w >= 0 is +1.
+
+A comparison can be kept as a record (:func:`write_record`, JSON): the
+runner keeps the one of step 4 (the full-precision model against the
+STE-trained one) in the run's log folder as :data:`RECORD`, so that the
+depth trend's table can say, per depth, how many pattern signs STE changed.
 """
 import json
 from dataclasses import asdict, dataclass
@@ -18,6 +23,7 @@ import numpy as np
 from ..caffeio.blobs import BPC, CONV_TYPES, blob_array, kernel_dims, kernel_label
 from ..caffeio.proto import read_caffemodel, read_prototxt, unique_layers
 from ..errors import UserError
+from ..fileio import write_text_atomic
 from .binarize import mean_scale
 from .sizes import is_baked_binary
 
@@ -37,6 +43,10 @@ class LayerDrift:
         return self.flipped / self.weights
 
 
+#: The record of step 4 in a run's log folder: full precision -> STE.
+RECORD = "ste_sign_flips.json"
+
+
 def _pattern_layers(model, path, net=None):
     """{name: kernel} of the k x k (k > 1) convolutions, from `net` (a
     prototxt's NetParameter) or else the definitions a Caffe-saved model
@@ -46,6 +56,8 @@ def _pattern_layers(model, path, net=None):
     for layer in unique_layers(defs):
         if layer.type in CONV_TYPES:
             kernel = kernel_dims(layer)
+            if not kernel:
+                raise UserError(path, f"convolution '{layer.name}' declares no kernel size")
             if max(kernel) > 1:
                 found[layer.name] = kernel
     if not found:
@@ -91,6 +103,45 @@ def compare(model_a, model_b, net_path=None):
     return rows
 
 
+def binary_part(rows):
+    """The rows of the binary layers; all rows when none is binary (two
+    full-precision models)."""
+    return [r for r in rows if r.pattern] or rows
+
+
+def record(rows, model_a, model_b):
+    """The comparison as a JSON-able dict: the models, the totals over the
+    binary layers (what a pattern net stores as signs) and every layer."""
+    part = binary_part(rows)
+    n, f = sum(r.weights for r in part), sum(r.flipped for r in part)
+    return {"model_a": model_a, "model_b": model_b, "binary_layers": len(part),
+            "binary_weights": n, "binary_flipped": f, "binary_fraction": f / n,
+            "layers": [dict(asdict(r), fraction=r.fraction) for r in rows]}
+
+
+def write_record(path, rows, model_a, model_b):
+    """Write :func:`record` to `path` (atomically) and return it."""
+    rec = record(rows, model_a, model_b)
+    write_text_atomic(path, json.dumps(rec, indent=1) + "\n")
+    return rec
+
+
+def read_record(path):
+    """A record written by :func:`write_record`, or None when there is none;
+    a UserError naming the file when it is not one."""
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise UserError(path, f"unreadable sign-flip record ({e})") from None
+    keys = ("binary_weights", "binary_flipped", "binary_fraction")
+    if not isinstance(rec, dict) or not all(isinstance(rec.get(k), (int, float)) for k in keys):
+        raise UserError(path, "not a sign-flip record (needs " + ", ".join(keys) + ")")
+    return rec
+
+
 def format_table(rows, model_a, model_b):
     lines = [f"A: {model_a}", f"B: {model_b}", "",
              f"{'layer':24} {'kernel':>6} {'weights':>9} {'flipped':>9} {'%':>7} "
@@ -101,7 +152,7 @@ def format_table(rows, model_a, model_b):
                      f"{'yes' if r.pattern else '-'}")
     totals = [("total", rows)]
     if any(r.pattern for r in rows) and not all(r.pattern for r in rows):
-        totals.append(("binary layers", [r for r in rows if r.pattern]))
+        totals.append(("binary layers", binary_part(rows)))
     for label, part in totals:
         n = sum(r.weights for r in part)
         f = sum(r.flipped for r in part)
@@ -112,8 +163,10 @@ def format_table(rows, model_a, model_b):
 def command(a):
     """What ``tools/compare_patterns.py`` does with its parsed command line."""
     rows = compare(a.model_a, a.model_b, a.net)
+    if a.out:
+        write_record(a.out, rows, a.model_a, a.model_b)
     if a.json:
-        print(json.dumps([dict(asdict(r), fraction=r.fraction) for r in rows], indent=1))
+        print(json.dumps(record(rows, a.model_a, a.model_b)["layers"], indent=1))
     else:
         print(format_table(rows, a.model_a, a.model_b), end="")
     return 0

@@ -91,6 +91,7 @@ def _ste(r, done):
                              exp.mean.finetune_solver, r.sched["ste_iters"], weights=start,
                              test_first=False if _reset(r) else None,
                              base_lr=r.sched.get("ste_lr"))
+    r.record_sign_flips(done["1_full"], model)
     done["4_ste"] = (model, net, exp.mean.finetune_solver)
 
 

@@ -133,6 +133,26 @@ class TrainingMixin:
         self.write_results(quiet=True)
         return final
 
+    def record_sign_flips(self, full, ste):
+        """Keep in the log folder how many pattern signs STE changed (the full
+        model against the STE-trained one, tools/compare_patterns.py's
+        record); once: a finished run rerun finds it there. A side record: a
+        pair of models it cannot compare is said in one line and the run goes
+        on (its results do not depend on it)."""
+        from ..compress.compare_patterns import RECORD, compare, write_record
+        path = os.path.join(self.logs, RECORD)
+        if os.path.isfile(path):
+            return
+        try:
+            rows = compare(full, ste)
+        except UserError as e:
+            self.say(f"[4_ste] signs STE changed: not counted ({e})")
+            return
+        rec = write_record(path, rows, caffe_path(full), caffe_path(ste))
+        self.say(f"[4_ste] signs STE changed: {rec['binary_flipped']:,} of "
+                 f"{rec['binary_weights']:,} pattern weights "
+                 f"({100 * rec['binary_fraction']:.2f} %), in {shown(path)}")
+
     def caffe_test(self, proto, weights, log_path):
         """``caffe test`` of `weights` in net `proto` over the run's test
         batches, logged to `log_path`: (accuracy, evaluation, seconds)."""

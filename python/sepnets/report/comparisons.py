@@ -15,7 +15,9 @@ table, missing ones are "-".
   release README's ResNet-20/32/44/56 rows (:mod:`.paper`), one column per
   step of the step table, plus the gaps Full - Refined and Full - best
   pattern model (the best top-1 of the models step 5 chooses among) in
-  points of top-1.
+  points of top-1, and, where a run kept it (``ste_sign_flips.json``, the
+  runner's step 4 or ``tools/compare_patterns.py --out``), the share of
+  pattern signs STE changed.
 * **Small networks**: the paper's small-network table in CIFAR-10 form:
   SEP-Net-R, SEP-Net-B (fixed patterns; and STE + BN re-estimation when
   run), SEP-Net-BQ (step 5: experiment.json's ``bq_from`` says which model
@@ -47,6 +49,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from ..compress.compare_patterns import RECORD as _SIGN_RECORD, read_record
 from ..pipeline.bq import SOURCES as _BQ_SOURCES
 from ..pipeline.config import RESULT_KEYS
 from ..pipeline.steps import BY_NAME, STEPS, possible_steps
@@ -177,6 +180,13 @@ def best_pattern(exp):
     return max(scored)[2] if scored else None
 
 
+def sign_flips(exp):
+    """The share of pattern signs STE changed in `exp` (its sign-flip
+    record), or None when the run kept none."""
+    rec = read_record(os.path.join(exp.folder, _SIGN_RECORD))
+    return rec["binary_fraction"] if rec else None
+
+
 def schedule_text(sched):
     """The schedule as 'iters 12000, batch 128, ...' (keys without a value left out)."""
     def fmt(v):
@@ -215,8 +225,11 @@ def depth_table(group, root, digits=4):
     exps = list(group.members.values())
     steps = [s.key for s in STEPS if not s.optional or any(s.key in e.results for e in exps)]
     pd = max(digits - 2, 0)
+    flips = {d: sign_flips(e) for d, e in group.members.items()}
+    signs = any(v is not None for v in flips.values())
     head = ["Model", "Acc", "Ref"] + [TITLES[k] for k in steps] + \
-        ["Full - Refined (points)", "Full - best pattern model (points)"]
+        ["Full - Refined (points)", "Full - best pattern model (points)"] + \
+        (["Signs STE changed (% of pattern weights)"] if signs else [])
     rows = []
     for depth in sorted(set(RELEASE_CIFAR10) | set(group.members)):
         rel = RELEASE_CIFAR10.get(depth)
@@ -226,7 +239,7 @@ def depth_table(group, root, digits=4):
             rows.append([f"ResNet-{depth} ({RELEASE_LABEL})", "Top 1 <br /> Top 5",
                          _cell(rel.ref, None, digits)]
                         + [_cell(*by[k], digits) if k in by else _DASH for k in steps]
-                        + [g, f"{g} ({TITLES['refined']})"])
+                        + [g, f"{g} ({TITLES['refined']})"] + (["-"] if signs else []))
         exp = group.members.get(depth)
         if exp is not None:
             ref = exp.meta.get("reference") if isinstance(exp.meta.get("reference"), dict) else {}
@@ -235,8 +248,14 @@ def depth_table(group, root, digits=4):
                          _cell(ref.get("top1"), ref.get("top5"), digits)]
                         + [step_cell(exp.results.get(k), digits) for k in steps]
                         + [_gap_cell(gap(exp, "refined"), pd, False),
-                           _gap_cell(gap(exp, best) if best else None, pd, True)])
-    return _table(head, rows)
+                           _gap_cell(gap(exp, best) if best else None, pd, True)]
+                        + ([f"{100 * flips[depth]:.{pd}f}" if flips[depth] is not None else "-"]
+                           if signs else []))
+    note = ("\nSigns STE changed: of the pattern layers' weights, the share whose sign differs "
+            "between the full-precision model and the STE-trained one (`"
+            + _SIGN_RECORD + "` beside the run's logs; `tools/compare_patterns.py`).\n"
+            if signs else "")
+    return _table(head, rows) + note
 
 
 def _gap_cell(g, pd, named):

@@ -18,6 +18,8 @@ Experiment folder layout (written by ``tools/run_experiment.py``)::
         4_ste.log                   optional: caffe train of the pattern net with STE
         4b_ste_bn.log               optional: the same for step 4's model
         experiment.json             optional metadata (see below)
+        ste_sign_flips.json         optional: the pattern signs STE changed (step 4;
+                                    read by the depth trend, .comparisons)
         csv/<log name>.csv          one CSV per log (tools/parse_logs.py)
         state.json                  optional: the finished run's record (choices)
         results.md                  this experiment's tables (tools/parse_logs.py)
