@@ -20,6 +20,7 @@
 #include "caffe/net.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
+#include "caffe/test/test_engine_util.hpp"
 #include "caffe/test/test_gradient_check_util.hpp"
 
 namespace caffe {
@@ -73,10 +74,7 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
       : blob_bottom_(new Blob<Dtype>(2, 4, 9, 8)),
         blob_top_(new Blob<Dtype>()) {}
   virtual void SetUp() {
-    FillerParameter filler_param;
-    filler_param.set_std(1.);
-    GaussianFiller<Dtype> filler(filler_param);
-    filler.Fill(this->blob_bottom_);
+    FillGaussian<Dtype>(blob_bottom_);
     blob_bottom_vec_.push_back(blob_bottom_);
     blob_top_vec_.push_back(blob_top_);
   }
@@ -90,6 +88,14 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
       const LayerParameter& param) {
     return shared_ptr<BinaryPatternConvolutionLayer<Dtype> >(
         PatternEngine<TypeParam>::New(param));
+  }
+
+  // The layer on this test's engine, set up on this test's blobs.
+  shared_ptr<BinaryPatternConvolutionLayer<Dtype> > SetUpLayer(
+      const LayerParameter& param) {
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer = NewLayer(param);
+    layer->SetUp(blob_bottom_vec_, blob_top_vec_);
+    return layer;
   }
 
   LayerParameter MakeParam(const ConvCase& c) {
@@ -112,9 +118,7 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
   // A smaller input keeps the exhaustive gradient checks quick.
   void UseSmallBottom() {
     blob_bottom_->Reshape(2, 3, 6, 6);
-    FillerParameter filler_param;
-    GaussianFiller<Dtype> filler(filler_param);
-    filler.Fill(blob_bottom_);
+    FillGaussian<Dtype>(blob_bottom_);
   }
 
   // Keep weights at least `margin` away from 0, so that the finite
@@ -123,6 +127,59 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
     Dtype* w = blob->mutable_cpu_data();
     for (int i = 0; i < blob->count(); ++i) {
       w[i] = w[i] >= 0 ? w[i] + margin : w[i] - margin;
+    }
+  }
+
+  // The exhaustive gradient check of a set-up layer, its weights first
+  // pushed away from 0 (see PushAwayFromZero).
+  void CheckGradientAwayFromZero(BinaryPatternConvolutionLayer<Dtype>* layer) {
+    PushAwayFromZero(layer->blobs()[0].get(), 0.05);
+    GradientChecker<Dtype> checker(1e-2, 1e-3);
+    checker.CheckGradientExhaustive(layer, blob_bottom_vec_, blob_top_vec_);
+  }
+
+  void ExpectSetUpDies(const LayerParameter& param, const char* message) {
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer = NewLayer(param);
+    EXPECT_DEATH(layer->SetUp(blob_bottom_vec_, blob_top_vec_), message);
+  }
+
+  // `fast`, set up on this test's blobs from `param`, against the layer's own
+  // im2col path (engine CAFFE) holding the same blobs: the outputs, the input
+  // gradient and every parameter gradient, for a random top gradient.
+  void CheckMatchesCaffeEngine(BinaryPatternConvolutionLayer<Dtype>* fast,
+                               LayerParameter param) {
+    param.mutable_convolution_param()->set_engine(
+        ConvolutionParameter_Engine_CAFFE);
+    BinaryPatternConvolutionLayer<Dtype> ref(param);
+    Blob<Dtype> ref_top, ref_bottom;
+    ref_bottom.CopyFrom(*blob_bottom_, false, true);
+    vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
+    vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
+    ref.SetUp(ref_bottom_vec, ref_top_vec);
+    ASSERT_FALSE(ref.uses_dnnl());
+    ASSERT_EQ(ref.blobs().size(), fast->blobs().size());
+    for (int b = 0; b < fast->blobs().size(); ++b) {
+      ref.blobs()[b]->CopyFrom(*fast->blobs()[b]);
+    }
+    fast->Forward(blob_bottom_vec_, blob_top_vec_);
+    ref.Forward(ref_bottom_vec, ref_top_vec);
+    ExpectBlobsNear(*blob_top_, ref_top, false, 1e-4, "top");
+    FillGaussian<Dtype>(&ref_top);
+    caffe_copy(ref_top.count(), ref_top.cpu_data(), ref_top.mutable_cpu_diff());
+    caffe_copy(ref_top.count(), ref_top.cpu_data(),
+               blob_top_->mutable_cpu_diff());
+    for (int b = 0; b < fast->blobs().size(); ++b) {
+      caffe_set(fast->blobs()[b]->count(), Dtype(0),
+                fast->blobs()[b]->mutable_cpu_diff());
+      caffe_set(ref.blobs()[b]->count(), Dtype(0),
+                ref.blobs()[b]->mutable_cpu_diff());
+    }
+    fast->Backward(blob_top_vec_, vector<bool>(1, true), blob_bottom_vec_);
+    ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
+    ExpectBlobsNear(*blob_bottom_, ref_bottom, true, 1e-4, "bottom diff");
+    for (int b = 0; b < fast->blobs().size(); ++b) {
+      ExpectBlobsNear(*fast->blobs()[b], *ref.blobs()[b], true, 2e-4,
+                      "param diff");
     }
   }
 
@@ -155,9 +212,7 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
           BinaryPatternParameter_ScaleMode_OFFSET);
       param.mutable_binary_pattern_param()->set_offset(0.06);
     }
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    layer->SetUp(blob_bottom_vec_, blob_top_vec_);
+    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer = SetUpLayer(param);
     layer->Forward(blob_bottom_vec_, blob_top_vec_);
     const Blob<Dtype>& w = *layer->blobs()[0];
     vector<Dtype> alpha = offset_mode ?
@@ -181,11 +236,7 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
     }
     stock.Forward(blob_bottom_vec_, stock_top_vec);
     ASSERT_EQ(stock_top.shape(), blob_top_->shape());
-    for (int i = 0; i < stock_top.count(); ++i) {
-      const Dtype ref = stock_top.cpu_data()[i];
-      EXPECT_NEAR(ref, blob_top_->cpu_data()[i],
-                  1e-4 * std::max(Dtype(1), std::abs(ref)));
-    }
+    ExpectBlobsNear(*blob_top_, stock_top, false, 1e-4, "top");
   }
 
   Blob<Dtype>* const blob_bottom_;
@@ -230,8 +281,7 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSignOfZeroIsPlus) {
   typedef typename TypeParam::Dtype Dtype;
   ConvCase c = {3, 3, 1, 1, 1, 1, 2, false};
   shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(this->MakeParam(c));
-  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+      this->SetUpLayer(this->MakeParam(c));
   Blob<Dtype>* w = layer->blobs()[0].get();
   caffe_set(w->count(), Dtype(-0.5), w->mutable_cpu_data());
   w->mutable_cpu_data()[0] = 0;
@@ -245,8 +295,7 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestAlphaBindsOnceThenLearns) {
   typedef typename TypeParam::Dtype Dtype;
   ConvCase c = {3, 3, 1, 1, 1, 1, 3, true};
   shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(this->MakeParam(c));
-  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+      this->SetUpLayer(this->MakeParam(c));
   ASSERT_EQ(3, layer->blobs().size());
   EXPECT_EQ(Dtype(0), layer->blobs()[2]->cpu_data()[0]);  // unbound
   layer->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
@@ -264,12 +313,8 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedMean) {
   typedef typename TypeParam::Dtype Dtype;
   ConvCase c = {3, 3, 2, 1, 1, 2, 4, true};
   shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(this->MakeParam(c));
-  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  this->PushAwayFromZero(layer->blobs()[0].get(), 0.05);
-  GradientChecker<Dtype> checker(1e-2, 1e-3);
-  checker.CheckGradientExhaustive(layer.get(), this->blob_bottom_vec_,
-      this->blob_top_vec_);
+      this->SetUpLayer(this->MakeParam(c));
+  this->CheckGradientAwayFromZero(layer.get());
 }
 
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedMean5x5NoBias) {
@@ -277,12 +322,8 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedMean5x5NoBias) {
   this->UseSmallBottom();
   ConvCase c = {5, 5, 1, 2, 1, 1, 2, false};
   shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(this->MakeParam(c));
-  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-  this->PushAwayFromZero(layer->blobs()[0].get(), 0.05);
-  GradientChecker<Dtype> checker(1e-2, 1e-3);
-  checker.CheckGradientExhaustive(layer.get(), this->blob_bottom_vec_,
-      this->blob_top_vec_);
+      this->SetUpLayer(this->MakeParam(c));
+  this->CheckGradientAwayFromZero(layer.get());
 }
 
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedOffset) {
@@ -294,13 +335,9 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestGradientFixedOffset) {
       BinaryPatternParameter_ScaleMode_OFFSET);
   param.mutable_binary_pattern_param()->set_offset(0.09);
   shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-  layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+      this->SetUpLayer(param);
   ASSERT_EQ(2, layer->blobs().size());
-  this->PushAwayFromZero(layer->blobs()[0].get(), 0.05);
-  GradientChecker<Dtype> checker(1e-2, 1e-3);
-  checker.CheckGradientExhaustive(layer.get(), this->blob_bottom_vec_,
-      this->blob_top_vec_);
+  this->CheckGradientAwayFromZero(layer.get());
 }
 
 // STE: the input gradient is the one of a stock Convolution holding the baked
@@ -320,15 +357,12 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSteGradientClosedForm) {
       bp->set_offset(0.07);
     }
     shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
+        this->SetUpLayer(param);
     ASSERT_EQ(2, layer->blobs().size());
     layer->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
-    FillerParameter filler_param;
-    GaussianFiller<Dtype> filler(filler_param);
     Blob<Dtype> top_diff;
     top_diff.ReshapeLike(*this->blob_top_);
-    filler.Fill(&top_diff);
+    FillGaussian<Dtype>(&top_diff);
     caffe_copy(top_diff.count(), top_diff.cpu_data(),
                this->blob_top_->mutable_cpu_diff());
     caffe_set(layer->blobs()[0]->count(), Dtype(0),
@@ -357,11 +391,8 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSteGradientClosedForm) {
               stock.blobs()[0]->mutable_cpu_diff());
     stock.Backward(stock_top_vec, vector<bool>(1, true), stock_bottom_vec);
 
-    for (int i = 0; i < stock_bottom.count(); ++i) {
-      const Dtype ref = stock_bottom.cpu_diff()[i];
-      EXPECT_NEAR(ref, this->blob_bottom_->cpu_diff()[i],
-                  1e-4 * std::max(Dtype(1), std::abs(ref)));
-    }
+    ExpectBlobsNear(*this->blob_bottom_, stock_bottom, true, 1e-4,
+                    "bottom diff");
     const Dtype* g = stock.blobs()[0]->cpu_diff();  // dL/dWeff
     int clipped = 0;
     for (int k = 0; k < w.shape(0); ++k) {
@@ -440,9 +471,7 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestDnnlMatchesCaffeEngine) {
     return;
   }
   this->blob_bottom_->Reshape(5, 4, 9, 8);
-  FillerParameter filler_param;
-  GaussianFiller<Dtype> filler(filler_param);
-  filler.Fill(this->blob_bottom_);
+  FillGaussian<Dtype>(this->blob_bottom_);
   const ConvCase cases[] = {{3, 3, 1, 1, 1, 1, 6, true},
                             {3, 3, 2, 1, 1, 2, 4, true},
                             {5, 5, 1, 2, 2, 1, 3, false}};
@@ -454,106 +483,38 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestDnnlMatchesCaffeEngine) {
     fast.SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
     ASSERT_TRUE(fast.uses_dnnl());
     EXPECT_EQ(1, fast.dnnl_chunk());
-    param.mutable_convolution_param()->set_engine(
-        ConvolutionParameter_Engine_CAFFE);
-    BinaryPatternConvolutionLayer<Dtype> ref(param);
-    Blob<Dtype> ref_top, ref_bottom;
-    ref_bottom.CopyFrom(*this->blob_bottom_, false, true);
-    vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
-    vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
-    ref.SetUp(ref_bottom_vec, ref_top_vec);
-    ASSERT_FALSE(ref.uses_dnnl());
-    for (int b = 0; b < fast.blobs().size(); ++b) {
-      ref.blobs()[b]->CopyFrom(*fast.blobs()[b]);
-    }
-    fast.Forward(this->blob_bottom_vec_, this->blob_top_vec_);
-    ref.Forward(ref_bottom_vec, ref_top_vec);
-    for (int i = 0; i < ref_top.count(); ++i) {
-      const Dtype r = ref_top.cpu_data()[i];
-      EXPECT_NEAR(r, this->blob_top_->cpu_data()[i],
-                  1e-4 * std::max(Dtype(1), std::abs(r)));
-    }
-    filler.Fill(&ref_top);
-    caffe_copy(ref_top.count(), ref_top.cpu_data(), ref_top.mutable_cpu_diff());
-    caffe_copy(ref_top.count(), ref_top.cpu_data(),
-               this->blob_top_->mutable_cpu_diff());
-    for (int b = 0; b < fast.blobs().size(); ++b) {
-      caffe_set(fast.blobs()[b]->count(), Dtype(0),
-                fast.blobs()[b]->mutable_cpu_diff());
-      caffe_set(ref.blobs()[b]->count(), Dtype(0),
-                ref.blobs()[b]->mutable_cpu_diff());
-    }
-    fast.Backward(this->blob_top_vec_, vector<bool>(1, true),
-                  this->blob_bottom_vec_);
-    ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
-    for (int i = 0; i < ref_bottom.count(); ++i) {
-      const Dtype r = ref_bottom.cpu_diff()[i];
-      EXPECT_NEAR(r, this->blob_bottom_->cpu_diff()[i],
-                  1e-4 * std::max(Dtype(1), std::abs(r)));
-    }
-    for (int b = 0; b < fast.blobs().size(); ++b) {
-      for (int i = 0; i < ref.blobs()[b]->count(); ++i) {
-        const Dtype r = ref.blobs()[b]->cpu_diff()[i];
-        EXPECT_NEAR(r, fast.blobs()[b]->cpu_diff()[i],
-                    2e-4 * std::max(Dtype(1), std::abs(r)));
-      }
-    }
+    this->CheckMatchesCaffeEngine(&fast, param);
   }
 }
 
 TYPED_TEST(BinaryPatternConvolutionLayerTest, TestSetupErrors) {
-  typedef typename TypeParam::Dtype Dtype;
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   ConvCase one = {1, 1, 1, 0, 1, 1, 4, true};
-  {
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(this->MakeParam(one));
-    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
-                 "1x1 kernels are projections");
-  }
+  this->ExpectSetUpDies(this->MakeParam(one), "1x1 kernels are projections");
   {
     LayerParameter param = this->MakeParam(one);
     param.mutable_binary_pattern_param()->set_allow_1x1(true);
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-    EXPECT_EQ(3, layer->blobs().size());
+    EXPECT_EQ(3, this->SetUpLayer(param)->blobs().size());
   }
   ConvCase c = {3, 3, 1, 1, 1, 1, 4, true};
   {
     LayerParameter param = this->MakeParam(c);
     param.mutable_binary_pattern_param()->set_scale_mode(
         BinaryPatternParameter_ScaleMode_OFFSET);
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
-                 "scale_mode OFFSET needs binary_pattern_param \\{ offset");
-  }
-  {
-    LayerParameter param = this->MakeParam(c);
-    param.mutable_binary_pattern_param()->set_scale_mode(
-        BinaryPatternParameter_ScaleMode_OFFSET);
+    this->ExpectSetUpDies(param,
+                          "scale_mode OFFSET needs binary_pattern_param \\{ offset");
     param.mutable_binary_pattern_param()->set_offset(-0.05);
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
-                 "offset must be a finite value > 0");
+    this->ExpectSetUpDies(param, "offset must be a finite value > 0");
   }
   {
     LayerParameter param = this->MakeParam(c);
     param.mutable_binary_pattern_param()->set_offset(0.05);
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
-                 "offset is only used with scale_mode OFFSET");
+    this->ExpectSetUpDies(param, "offset is only used with scale_mode OFFSET");
   }
   {
     LayerParameter param = this->MakeParam(c);
     param.mutable_binary_pattern_param()->set_ste_clip(0);
-    shared_ptr<BinaryPatternConvolutionLayer<Dtype> > layer =
-        this->NewLayer(param);
-    EXPECT_DEATH(layer->SetUp(this->blob_bottom_vec_, this->blob_top_vec_),
-                 "ste_clip must be > 0");
+    this->ExpectSetUpDies(param, "ste_clip must be > 0");
   }
 }
 
@@ -566,15 +527,13 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestCuDNNMatchesCaffeEngine) {
     return;
   }
   this->blob_bottom_->Reshape(5, 4, 9, 8);
-  FillerParameter filler_param;
-  GaussianFiller<Dtype> filler(filler_param);
   const ConvCase cases[] = {{3, 3, 1, 1, 1, 1, 6, true},
                             {3, 3, 2, 1, 1, 2, 4, true},
                             {5, 5, 1, 2, 2, 1, 3, false},
                             {3, 5, 2, 1, 1, 4, 8, true}};
   for (int k = 0; k < 4; ++k) {
     for (int ste = 0; ste < 2; ++ste) {
-      filler.Fill(this->blob_bottom_);
+      FillGaussian<Dtype>(this->blob_bottom_);
       LayerParameter param = this->MakeParam(cases[k]);
       if (ste) {
         param.mutable_binary_pattern_param()->set_train_mode(
@@ -582,53 +541,8 @@ TYPED_TEST(BinaryPatternConvolutionLayerTest, TestCuDNNMatchesCaffeEngine) {
         param.mutable_binary_pattern_param()->set_ste_clip(0.8);
       }
       shared_ptr<BinaryPatternConvolutionLayer<Dtype> > fast =
-          this->NewLayer(param);
-      fast->SetUp(this->blob_bottom_vec_, this->blob_top_vec_);
-      param.mutable_convolution_param()->set_engine(
-          ConvolutionParameter_Engine_CAFFE);
-      BinaryPatternConvolutionLayer<Dtype> ref(param);
-      Blob<Dtype> ref_top, ref_bottom;
-      ref_bottom.CopyFrom(*this->blob_bottom_, false, true);
-      vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
-      vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
-      ref.SetUp(ref_bottom_vec, ref_top_vec);
-      ASSERT_EQ(ref.blobs().size(), fast->blobs().size());
-      for (int b = 0; b < fast->blobs().size(); ++b) {
-        ref.blobs()[b]->CopyFrom(*fast->blobs()[b]);
-      }
-      fast->Forward(this->blob_bottom_vec_, this->blob_top_vec_);
-      ref.Forward(ref_bottom_vec, ref_top_vec);
-      for (int i = 0; i < ref_top.count(); ++i) {
-        const Dtype r = ref_top.cpu_data()[i];
-        EXPECT_NEAR(r, this->blob_top_->cpu_data()[i],
-                    1e-4 * std::max(Dtype(1), std::abs(r)));
-      }
-      filler.Fill(&ref_top);
-      caffe_copy(ref_top.count(), ref_top.cpu_data(),
-                 ref_top.mutable_cpu_diff());
-      caffe_copy(ref_top.count(), ref_top.cpu_data(),
-                 this->blob_top_->mutable_cpu_diff());
-      for (int b = 0; b < fast->blobs().size(); ++b) {
-        caffe_set(fast->blobs()[b]->count(), Dtype(0),
-                  fast->blobs()[b]->mutable_cpu_diff());
-        caffe_set(ref.blobs()[b]->count(), Dtype(0),
-                  ref.blobs()[b]->mutable_cpu_diff());
-      }
-      fast->Backward(this->blob_top_vec_, vector<bool>(1, true),
-                     this->blob_bottom_vec_);
-      ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
-      for (int i = 0; i < ref_bottom.count(); ++i) {
-        const Dtype r = ref_bottom.cpu_diff()[i];
-        EXPECT_NEAR(r, this->blob_bottom_->cpu_diff()[i],
-                    1e-4 * std::max(Dtype(1), std::abs(r)));
-      }
-      for (int b = 0; b < fast->blobs().size(); ++b) {
-        for (int i = 0; i < ref.blobs()[b]->count(); ++i) {
-          const Dtype r = ref.blobs()[b]->cpu_diff()[i];
-          EXPECT_NEAR(r, fast->blobs()[b]->cpu_diff()[i],
-                      2e-4 * std::max(Dtype(1), std::abs(r)));
-        }
-      }
+          this->SetUpLayer(param);
+      this->CheckMatchesCaffeEngine(fast.get(), param);
     }
   }
 }

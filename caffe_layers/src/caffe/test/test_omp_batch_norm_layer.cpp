@@ -12,6 +12,7 @@
 #include "caffe/layers/omp_batch_norm_layer.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
+#include "caffe/test/test_engine_util.hpp"
 #include "caffe/test/test_gradient_check_util.hpp"
 
 namespace caffe {
@@ -33,25 +34,6 @@ class OmpBatchNormLayerTest : public MultiDeviceTest<TypeParam> {
     return param;
   }
 
-  static void Fill(Blob<Dtype>* blob, Dtype mean, Dtype std) {
-    FillerParameter fp;
-    fp.set_mean(mean);
-    fp.set_std(std);
-    GaussianFiller<Dtype> filler(fp);
-    filler.Fill(blob);
-  }
-
-  static void ExpectNear(const Blob<Dtype>& a, const Blob<Dtype>& b, bool diff,
-      double tol, const char* what) {
-    ASSERT_EQ(a.count(), b.count()) << what;
-    const Dtype* x = diff ? a.cpu_diff() : a.cpu_data();
-    const Dtype* y = diff ? b.cpu_diff() : b.cpu_data();
-    for (int i = 0; i < a.count(); ++i) {
-      const double scale = std::max(1.0, std::fabs(double(y[i])));
-      EXPECT_NEAR(x[i], y[i], tol * scale) << what << " at " << i;
-    }
-  }
-
   // Several training passes (fresh data each, so the moving averages move)
   // then a test-phase pass with the learned statistics, with both engines;
   // outputs, input gradients and the three blobs must agree.
@@ -71,21 +53,21 @@ class OmpBatchNormLayerTest : public MultiDeviceTest<TypeParam> {
     const double tol = sizeof(Dtype) == 4 ? 2e-4 : 1e-9;
     Blob<Dtype> input(shape), top_diff(shape);
     for (int pass = 0; pass < 3; ++pass) {
-      Fill(&input, data_mean, Dtype(1 + pass));
+      FillGaussian<Dtype>(&input, data_mean, Dtype(1 + pass));
       bottom.CopyFrom(input);
       ref_bottom.CopyFrom(input);
       omp->Forward(b, t);
       ref->Forward(rb, rt);
-      ExpectNear(*t[0], *rt[0], false, tol, "top");
-      Fill(&top_diff, 0, 1);
+      ExpectBlobsNear(*t[0], *rt[0], false, tol, "top");
+      FillGaussian<Dtype>(&top_diff, 0, 1);
       t[0]->CopyFrom(top_diff, true);
       rt[0]->CopyFrom(top_diff, true);
       vector<bool> down(1, true);
       omp->Backward(t, down, b);
       ref->Backward(rt, down, rb);
-      ExpectNear(bottom, ref_bottom, true, tol, "bottom diff");
+      ExpectBlobsNear(bottom, ref_bottom, true, tol, "bottom diff");
       for (int i = 0; i < 3; ++i) {
-        ExpectNear(*omp->blobs()[i], *ref->blobs()[i], false, tol, "blob");
+        ExpectBlobsNear(*omp->blobs()[i], *ref->blobs()[i], false, tol, "blob");
       }
     }
     // The test phase (global statistics), from the blobs just learned.
@@ -99,19 +81,19 @@ class OmpBatchNormLayerTest : public MultiDeviceTest<TypeParam> {
       omp_test->blobs()[i]->CopyFrom(*omp->blobs()[i]);
       ref_test->blobs()[i]->CopyFrom(*ref->blobs()[i]);
     }
-    Fill(&input, data_mean, 2);
+    FillGaussian<Dtype>(&input, data_mean, 2);
     bottom.CopyFrom(input);
     ref_bottom.CopyFrom(input);
     omp_test->Forward(b, t);
     ref_test->Forward(rb, rt);
-    ExpectNear(*t[0], *rt[0], false, tol, "test-phase top");
-    Fill(&top_diff, 0, 1);
+    ExpectBlobsNear(*t[0], *rt[0], false, tol, "test-phase top");
+    FillGaussian<Dtype>(&top_diff, 0, 1);
     t[0]->CopyFrom(top_diff, true);
     rt[0]->CopyFrom(top_diff, true);
     vector<bool> down(1, true);
     omp_test->Backward(t, down, b);
     ref_test->Backward(rt, down, rb);
-    ExpectNear(bottom, ref_bottom, true, tol, "test-phase bottom diff");
+    ExpectBlobsNear(bottom, ref_bottom, true, tol, "test-phase bottom diff");
   }
 };
 
@@ -170,7 +152,7 @@ TYPED_TEST(OmpBatchNormLayerTest, TestGradient) {
   LayerParameter param = this->MakeParam(BatchNormParameter_Engine_DEFAULT, TRAIN);
   shared_ptr<Layer<Dtype> > layer = LayerRegistry<Dtype>::CreateLayer(param);
   Blob<Dtype> bottom(2, 3, 4, 5), top;
-  this->Fill(&bottom, 0, 1);
+  FillGaussian<Dtype>(&bottom, 0, 1);
   vector<Blob<Dtype>*> b(1, &bottom), t(1, &top);
   GradientChecker<Dtype> checker(1e-2, 1e-4);
   checker.CheckGradientExhaustive(layer.get(), b, t);
@@ -184,7 +166,7 @@ TYPED_TEST(OmpBatchNormLayerTest, TestGlobalStatsClosedForm) {
   LayerParameter param = this->MakeParam(BatchNormParameter_Engine_DEFAULT, TEST);
   shared_ptr<Layer<Dtype> > layer = LayerRegistry<Dtype>::CreateLayer(param);
   Blob<Dtype> bottom(2, 3, 4, 5), top;
-  this->Fill(&bottom, 0, 1);
+  FillGaussian<Dtype>(&bottom, 0, 1);
   vector<Blob<Dtype>*> b(1, &bottom), t(1, &top);
   layer->SetUp(b, t);
   const Dtype factor = 4;
@@ -194,7 +176,7 @@ TYPED_TEST(OmpBatchNormLayerTest, TestGlobalStatsClosedForm) {
   }
   layer->blobs()[2]->mutable_cpu_data()[0] = factor;
   layer->Forward(b, t);
-  this->Fill(&top, 0, 1);  // fills data; use it as the top diff
+  FillGaussian<Dtype>(&top, 0, 1);  // fills data; use it as the top diff
   caffe_copy(top.count(), top.cpu_data(), top.mutable_cpu_diff());
   vector<bool> down(1, true);
   layer->Backward(t, down, b);

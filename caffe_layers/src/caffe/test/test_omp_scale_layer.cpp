@@ -12,6 +12,7 @@
 #include "caffe/layers/scale_layer.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
+#include "caffe/test/test_engine_util.hpp"
 #include "caffe/test/test_gradient_check_util.hpp"
 
 namespace caffe {
@@ -38,22 +39,9 @@ class OmpScaleLayerTest : public MultiDeviceTest<TypeParam> {
     return param;
   }
 
-  static void Fill(Blob<Dtype>* blob) {
-    FillerParameter fp;
-    GaussianFiller<Dtype> filler(fp);
-    filler.Fill(blob);
-  }
-
-  static void ExpectNear(const Blob<Dtype>& a, const Blob<Dtype>& b, bool diff,
-      const char* what) {
-    const double tol = sizeof(Dtype) == 4 ? 1e-5 : 1e-12;
-    ASSERT_EQ(a.count(), b.count()) << what;
-    const Dtype* x = diff ? a.cpu_diff() : a.cpu_data();
-    const Dtype* y = diff ? b.cpu_diff() : b.cpu_data();
-    for (int i = 0; i < a.count(); ++i) {
-      const double scale = std::max(1.0, std::fabs(double(y[i])));
-      EXPECT_NEAR(x[i], y[i], tol * scale) << what << " at " << i;
-    }
+  static void ExpectNear(const Blob<Dtype>& got, const Blob<Dtype>& ref,
+      bool diff, const char* what) {
+    ExpectBlobsNear(got, ref, diff, sizeof(Dtype) == 4 ? 1e-5 : 1e-12, what);
   }
 
   // Forward and backward (twice, so that parameter gradients accumulate)
@@ -88,13 +76,13 @@ class OmpScaleLayerTest : public MultiDeviceTest<TypeParam> {
     Blob<Dtype> input(shape), top_diff(shape);
     vector<bool> down(1, propagate_bottom);
     for (int pass = 0; pass < 2; ++pass) {
-      Fill(&input);
+      FillGaussian<Dtype>(&input);
       bottom.CopyFrom(input);
       ref_bottom.CopyFrom(input);
       omp->Forward(b, t);
       ref->Forward(rb, rt);
       ExpectNear(*t[0], *rt[0], false, "top");
-      Fill(&top_diff);
+      FillGaussian<Dtype>(&top_diff);
       t[0]->CopyFrom(top_diff, true);
       rt[0]->CopyFrom(top_diff, true);
       omp->Backward(t, down, b);
@@ -173,7 +161,7 @@ TYPED_TEST(OmpScaleLayerTest, TestGradient) {
   shared_ptr<Layer<Dtype> > layer = LayerRegistry<Dtype>::CreateLayer(
       this->MakeParam(ScaleParameter_Engine_DEFAULT, true));
   Blob<Dtype> bottom(2, 3, 4, 5), top;
-  this->Fill(&bottom);
+  FillGaussian<Dtype>(&bottom);
   vector<Blob<Dtype>*> b(1, &bottom), t(1, &top);
   GradientChecker<Dtype> checker(1e-2, 1e-3);
   checker.CheckGradientExhaustive(layer.get(), b, t);
