@@ -2,7 +2,6 @@
 import io
 import os
 import re
-import sys
 import tarfile
 
 import numpy as np
@@ -74,8 +73,38 @@ def tool_main(name):
     return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"), run_name=f"tool_{name}")["main"]
 
 
+def run_tool(name, argv):
+    """tools/<name>.py's main on `argv` as its command line runs it (user
+    errors: their one line and exit 2)."""
+    from sepnets.cli import run
+    return run(tool_main(name), [str(a) for a in argv])
+
+
+@pytest.fixture(scope="session")
+def cifar(tmp_path_factory, shared_dir, caffe):
+    """The tiny CIFAR-10 net the quant/size/pack tests share, trained once per
+    session (test_quant_pattern_net.trained_cifar)."""
+    from test_quant_pattern_net import trained_cifar
+    return trained_cifar(tmp_path_factory, shared_dir, caffe)
+
+
 def tool_parser(name):
     """The argparse parser of tools/<name>.py."""
     import runpy
     return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"),
                           run_name=f"tool_{name}")["build_parser"]()
+
+
+def one_line_error(res, *needles, tool=None):
+    """A tool's answer to bad input, as the project promises it: exit 2, one
+    line on stderr (``<tool>: error: ...`` when `tool` is given) holding every
+    needle, no traceback. Returns the line."""
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stdout + res.stderr, res.stderr
+    if tool:
+        assert lines[0].startswith(f"{tool}: error: "), lines[0]
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

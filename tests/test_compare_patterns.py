@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import one_line_error
 from sepnets import REPO_ROOT
 
 TOOL = os.path.join(REPO_ROOT, "tools", "compare_patterns.py")
@@ -110,9 +111,7 @@ def test_bad_input_is_one_line_error(tmp_path, pair):
                           ([a, str(tmp_path / "missing.caffemodel")], "missing.caffemodel")):
         res = subprocess.run([sys.executable, TOOL, *argv], capture_output=True, text=True,
                              timeout=120)
-        assert res.returncode == 2, res.stdout + res.stderr
-        err = res.stderr.strip().splitlines()
-        assert len(err) == 1 and message in err[0], res.stderr
+        one_line_error(res, message, tool="compare_patterns.py")
 
 
 def test_fixed_pattern_finetuning_keeps_every_sign():

@@ -17,6 +17,7 @@ import tarfile
 import numpy as np
 import pytest
 
+from conftest import one_line_error
 from sepnets.data import cifar10, cifar10_sources
 from sepnets.data.datum_lmdb import datum_to_array, read_lmdb, read_mean_binaryproto
 from sepnets.errors import UserError
@@ -294,17 +295,9 @@ def _cli(repo_root, *args):
                            *args], capture_output=True, text=True)
 
 
-def _one_line_error(res, *needles):
-    assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
 def test_cli_missing_source(repo_root, tmp_path):
     res = _cli(repo_root, "--source", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path / "o"))
-    _one_line_error(res, "nope.tar.gz", "not found")
+    one_line_error(res, "nope.tar.gz", "not found")
 
 
 def test_cli_truncated_binary_batch(repo_root, sources, tmp_path):
@@ -313,7 +306,7 @@ def test_cli_truncated_binary_batch(repo_root, sources, tmp_path):
     with open(d / "data_batch_3.bin", "r+b") as f:
         f.truncate(3073 + 100)
     res = _cli(repo_root, "--source", str(d), "--out", str(tmp_path / "o"))
-    _one_line_error(res, "data_batch_3.bin", "not a multiple of 3073")
+    one_line_error(res, "data_batch_3.bin", "not a multiple of 3073")
     assert not (tmp_path / "o" / "v3").exists()
 
 
@@ -321,20 +314,20 @@ def test_cli_incomplete_and_foreign_sources(repo_root, sources, tmp_path):
     d = tmp_path / "partial"
     shutil.copytree(sources["python-dir"], d)
     os.remove(d / "data_batch_5")
-    _one_line_error(_cli(repo_root, "--source", str(d), "--out", str(tmp_path / "o")),
+    one_line_error(_cli(repo_root, "--source", str(d), "--out", str(tmp_path / "o")),
                     "missing data_batch_5")
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"this is not an archive")
-    _one_line_error(_cli(repo_root, "--source", str(junk), "--out", str(tmp_path / "o")),
+    one_line_error(_cli(repo_root, "--source", str(junk), "--out", str(tmp_path / "o")),
                     "junk.tar.gz", "not a folder or a tar archive")
     empty = tmp_path / "empty"
     empty.mkdir()
-    _one_line_error(_cli(repo_root, "--source", str(empty), "--out", str(tmp_path / "o")),
+    one_line_error(_cli(repo_root, "--source", str(empty), "--out", str(tmp_path / "o")),
                     "no CIFAR-10 data found")
     odd = tmp_path / "odd"
     shutil.copytree(sources["folder-dir"], odd)
     os.rename(odd / "train" / "cat", odd / "train" / "kitten")
-    _one_line_error(_cli(repo_root, "--source", str(odd), "--out", str(tmp_path / "o")),
+    one_line_error(_cli(repo_root, "--source", str(odd), "--out", str(tmp_path / "o")),
                     "kitten", "unknown class folder")
 
 
@@ -380,7 +373,7 @@ def test_cli_archive_cut_short_is_refused(repo_root, sources, tmp_path, keep):
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(data[:int(len(data) * keep)])
     res = _cli(repo_root, "--source", str(cut), "--out", str(tmp_path / "o"))
-    _one_line_error(res, "cut.tar.gz", "archive ends early")
+    one_line_error(res, "cut.tar.gz", "archive ends early")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
@@ -409,7 +402,7 @@ def test_cli_folder_with_missing_or_empty_class_is_refused(repo_root, sources, t
     if how == "empty":
         (d / "train" / "dog").mkdir()
     res = _cli(repo_root, "--source", str(d), "--out", str(tmp_path / "o"))
-    _one_line_error(res, str(d), "train/", "class dog", "10 classes")
+    one_line_error(res, str(d), "train/", "class dog", "10 classes")
 
 
 def test_archive_missing_a_class_is_refused(sources, tmp_path):

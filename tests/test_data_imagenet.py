@@ -14,6 +14,7 @@ import tarfile
 import numpy as np
 import pytest
 
+from conftest import one_line_error
 from sepnets.data import imagenet
 from sepnets.data.datum_lmdb import (datum_to_array, lmdb_count, read_lmdb,
                                      read_mean_binaryproto)
@@ -182,14 +183,6 @@ def _cli(repo_root, *args):
                            *args], capture_output=True, text=True)
 
 
-def _one_line_error(res, *needles):
-    assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
 def test_strict_stops_and_leaves_existing_outputs_alone(repo_root, sample, tmp_path):
     out = tmp_path / "out"
     (out / "train_lmdb").mkdir(parents=True)
@@ -198,30 +191,30 @@ def test_strict_stops_and_leaves_existing_outputs_alone(repo_root, sample, tmp_p
     res = _cli(repo_root, "--train", str(sample["train"]), "--out", str(out), "--strict",
                "--jobs", "2")
     # files are checked in sorted order: the truncated one (rgb[2]) comes first
-    _one_line_error(res, "_truncated.JPEG", "unreadable image", "1 more unreadable")
+    one_line_error(res, "_truncated.JPEG", "unreadable image", "1 more unreadable")
     assert (out / "train_lmdb" / "data.mdb").read_bytes() == b"earlier run"
     assert (out / "train.txt").read_text() == "earlier run\n"
     assert sorted(os.listdir(out)) == ["train.txt", "train_lmdb"]
 
 
 def test_missing_and_malformed_inputs(repo_root, sample, tmp_path):
-    _one_line_error(_cli(repo_root, "--train", str(tmp_path / "nope"),
+    one_line_error(_cli(repo_root, "--train", str(tmp_path / "nope"),
                          "--out", str(tmp_path / "o")), "nope", "training folder not found")
     assert not (tmp_path / "o").exists()
     bad = tmp_path / "bad.txt"
     bad.write_text("ILSVRC2012_val_00000001.JPEG 0\nILSVRC2012_val_00000002.JPEG n99999999\n")
-    _one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
+    one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
                          "--val-labels", str(bad), "--out", str(tmp_path / "o")),
                     "bad.txt", "line 2", "n99999999")
     devkit = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
     devkit.write_text("490\n361\n")
-    _one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
+    one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
                          "--val-labels", str(devkit), "--out", str(tmp_path / "o")),
                     "line 1", "devkit")
-    _one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
+    one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
                          "--out", str(tmp_path / "o")), "needs --val-labels")
     # the label file is an input: an output of the same name must not replace it
-    _one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
+    one_line_error(_cli(repo_root, "--train", str(sample["train"]), "--val", str(sample["val"]),
                          "--val-labels", str(sample["val_labels"]), "--out", str(sample["base"])),
                     "would overwrite an input")
 

@@ -9,14 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from test_quant_pattern_net import trained_cifar
 
 MB = 10 ** 6
-
-
-@pytest.fixture(scope="session")
-def cifar(tmp_path_factory, shared_dir, caffe):
-    return trained_cifar(tmp_path_factory, shared_dir, caffe)
 
 
 @pytest.fixture(scope="module")

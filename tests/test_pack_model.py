@@ -10,18 +10,10 @@ import zlib
 import numpy as np
 import pytest
 
-from test_quant_pattern_net import trained_cifar
+from conftest import run_tool
 
 
-@pytest.fixture(scope="session")
-def cifar(tmp_path_factory, shared_dir, caffe):
-    return trained_cifar(tmp_path_factory, shared_dir, caffe)
 
-
-def run_main(tool, argv):
-    from conftest import tool_main
-    from sepnets.cli import run
-    return run(tool_main(tool), [str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +23,7 @@ def models(cifar, tmp_path_factory):
     d = tmp_path_factory.mktemp("pack")
     out = {"full": (cifar["prototxt"], cifar["model"])}
     for name, how in (("mean", ["--scale", "mean"]), ("offset", ["--offset", "0.06"])):
-        assert run_main(binarize, ["--model", cifar["model"], "--prototxt", cifar["prototxt"],
+        assert run_tool(binarize, ["--model", cifar["model"], "--prototxt", cifar["prototxt"],
                                    "--filter", "3x3", "5x5", "-o", d / name] + how) == 0
         out[name] = (str(d / f"{name}.prototxt"), str(d / f"{name}.caffemodel"))
     return d, out
@@ -44,8 +36,8 @@ def pack_unpack(models, name, bq=False):
     packed = d / f"{name}{'_bq' if bq else ''}.sepnet"
     back = d / f"{name}{'_bq' if bq else ''}_unpacked.caffemodel"
     flags = ["--bq"] if bq else []
-    assert run_main(packing, ["pack", prototxt, model, "-o", packed] + flags) == 0
-    assert run_main(packing, ["unpack", prototxt, packed, "-o", back]) == 0
+    assert run_tool(packing, ["pack", prototxt, model, "-o", packed] + flags) == 0
+    assert run_tool(packing, ["unpack", prototxt, packed, "-o", back]) == 0
     return prototxt, model, str(packed), str(back)
 
 
@@ -119,9 +111,9 @@ def test_bq_error_is_the_quantization_error(caffe, models):
 def test_compare_and_info_commands(models, capsys):
     packing = "pack_model"
     prototxt, model, packed, _ = pack_unpack(models, "mean")
-    assert run_main(packing, ["compare", prototxt, model, packed, "--blob", "fc6"]) == 0
+    assert run_tool(packing, ["compare", prototxt, model, packed, "--blob", "fc6"]) == 0
     assert "fc6: max |caffemodel - packed| = 0 (exact)" in capsys.readouterr().out
-    assert run_main(packing, ["info", packed]) == 0
+    assert run_tool(packing, ["info", packed]) == 0
     out = capsys.readouterr().out
     assert "conv2: sign 32x16x5x5, fp32 32, fp32 32" in out and "fc5: fp32 32x2048" in out
 
@@ -129,7 +121,7 @@ def test_compare_and_info_commands(models, capsys):
 # ------------------------------------------------------------------ bad input
 
 def _fails(capsys, module, argv, *needles):
-    assert run_main(module, argv) == 2
+    assert run_tool(module, argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     for n in needles:

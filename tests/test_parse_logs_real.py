@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sepnets.caffeio import log as caffe_log
-from sepnets.report import parse_logs, plot_logs as plots, results
+from sepnets.report import plot_logs as plots, results
 
 N_CLASSES, BATCH, TEST_BATCHES = 10, 20, 5
 SHAPE = (3, 8, 8)

@@ -7,22 +7,15 @@ import sys
 import numpy as np
 import pytest
 
-from test_quant_pattern_net import trained_cifar
+from conftest import run_tool
+
 
 SELECTED = ("conv1", "conv2", "conv3")
 UNSELECTED = ("bn3", "scale3", "conv4", "fc5", "fc6")
 
 
-@pytest.fixture(scope="session")
-def cifar(tmp_path_factory, shared_dir, caffe):
-    return trained_cifar(tmp_path_factory, shared_dir, caffe)
-
-
 def quant(argv):
-    from conftest import tool_main
-    from sepnets.cli import run
-    main = tool_main("quant_pattern")
-    return run(main, [str(a) for a in argv])
+    return run_tool("quant_pattern", argv)
 
 
 def params(caffe, prototxt, model):

@@ -1,5 +1,5 @@
 """A tiny CIFAR-10 net trained for a few hundred iterations on real images, shared
-by the quant/size/pack tests (they import `trained_cifar` from here), and the
+by the quant/size/pack tests (through conftest's `cifar` fixture), and the
 check that the training really learned something."""
 import io
 import os
@@ -7,7 +7,6 @@ import re
 import tarfile
 
 import numpy as np
-import pytest
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -110,11 +109,6 @@ def trained_cifar(tmp_path_factory, shared_dir, caffe):
     _CACHE["net"] = dict(root=root, prototxt=str(proto), model=str(model),
                          val_lmdb=str(root / "val_lmdb"), val_images=len(data["test"][1]))
     return _CACHE["net"]
-
-
-@pytest.fixture(scope="session")
-def cifar(tmp_path_factory, shared_dir, caffe):
-    return trained_cifar(tmp_path_factory, shared_dir, caffe)
 
 
 def evaluate(caffe, prototxt, model, batches):

@@ -4,22 +4,16 @@ scale is the best of them."""
 import numpy as np
 import pytest
 
-from test_quant_pattern_net import BATCH, trained_cifar
+from conftest import run_tool
+
+from test_quant_pattern_net import BATCH
 
 BATCHES = 4
 OFFSETS = "0.02:0.09:0.01"
 
 
-@pytest.fixture(scope="session")
-def cifar(tmp_path_factory, shared_dir, caffe):
-    return trained_cifar(tmp_path_factory, shared_dir, caffe)
-
-
 def quant(argv):
-    from conftest import tool_main
-    from sepnets.cli import run
-    main = tool_main("quant_pattern")
-    return run(main, [str(a) for a in argv])
+    return run_tool("quant_pattern", argv)
 
 
 def accuracy_loss(caffe, prototxt, model, batches=BATCHES):

@@ -8,24 +8,16 @@ import sys
 import pytest
 from google.protobuf import text_format
 
+from conftest import one_line_error
 from sepnets import REPO_ROOT
+
+TOOL = "run_experiment.py"
 
 
 def _tool(*args, env=None):
     return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "run_experiment.py"),
                            *args], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, **(env or {})))
-
-
-def _one_line_error(res, *needles):
-    assert res.returncode == 2, res.stdout + res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("run_experiment.py: error: ")
-    assert "Traceback" not in res.stdout + res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def test_help_lists_every_option_with_examples():
@@ -63,7 +55,7 @@ def test_missing_cifar_source_is_one_clear_line(tmp_path):
     res = _tool("cifar10-resnet20", "--quick", "--data", str(tmp_path / "data"),
                 "--source", str(missing), "--runs-dir", str(tmp_path / "runs"),
                 "--logs-dir", str(tmp_path / "logs"))
-    _one_line_error(res, str(missing), "not found")
+    one_line_error(res, str(missing), "not found", tool=TOOL)
     assert "preparing CIFAR-10" in res.stdout
     assert not (tmp_path / "runs").exists()
 
@@ -71,8 +63,8 @@ def test_missing_cifar_source_is_one_clear_line(tmp_path):
 def test_missing_imagenet_data_names_path_and_command(tmp_path):
     res = _tool("googlenet-3x3", "--data", str(tmp_path / "d"), "--runs-dir",
                 str(tmp_path / "runs"), "--logs-dir", str(tmp_path / "logs"))
-    line = _one_line_error(res, str(tmp_path / "d" / "ilsvrc12" / "train_lmdb"),
-                           "tools/prepare_imagenet.py")
+    line = one_line_error(res, str(tmp_path / "d" / "ilsvrc12" / "train_lmdb"),
+                           "tools/prepare_imagenet.py", tool=TOOL)
     assert "--out" in line
 
 
@@ -84,7 +76,7 @@ def test_missing_imagenet_data_names_path_and_command(tmp_path):
     (["cifar10-resnet20", "--finetune-scale", "biggest"], ["--finetune-scale"]),
 ])
 def test_bad_arguments_are_one_line(args, needles):
-    _one_line_error(_tool(*args), *needles)
+    one_line_error(_tool(*args), *needles, tool=TOOL)
 
 
 # ------------------------------------------------------------- what is written
