@@ -184,6 +184,33 @@ def test_depth_table_carries_the_sign_flips_a_run_kept(logs):
     assert RECORD in str(e.value) and "not a sign-flip record" in str(e.value)
 
 
+def test_depth_reading_waits_for_two_finished_depths(logs):
+    text = cmp.depth_reading(cmp.depth_group(_load(logs)))
+    assert text.startswith("**Reading**: not yet: the trend needs steps 1 and 3 finished at "
+                           "two depths or more (finished: ResNet-20).")
+    # 0.9118 - 0.85; ResNet-56's Full is unfinished: not compared
+    assert "Our Full is below the release's by ResNet-20 6.18 points of top-1" in text
+    assert "ResNet-56" not in text
+    assert "**Reading**: not yet" in cmp.depth_section(cmp.depth_group(_load(logs)), str(logs))
+
+
+@pytest.mark.parametrize("refined56, ours", [
+    (0.88, "falls with depth here (ResNet-20 5.00, ResNet-56 2.00 points); in the release "
+           "it does too (ResNet-20 4.69, ResNet-56 0.73)."),
+    (0.84, "rises with depth here (ResNet-20 5.00, ResNet-56 6.00 points); in the release "
+           "it falls (ResNet-20 4.69, ResNet-56 0.73)."),
+])
+def test_depth_reading_states_the_trend(tmp_path, refined56, ours):
+    root = tmp_path / "logs"
+    _resnet(root, "r", 20, _sched(), full=0.85, refined=0.80, ste_bn=0.83)
+    _resnet(root, "r", 56, _sched(), full=0.90, refined=refined56, ste_bn=0.89)
+    text = cmp.depth_reading(cmp.depth_group(_load(root)))
+    assert text.startswith("**Reading**: Full - Refined (fixed patterns) " + ours), text
+    assert ("Full - best pattern model falls with depth (ResNet-20 2.00 (STE, BN re-est.), "
+            "ResNet-56 1.00 (STE, BN re-est.)).") in text
+    assert "below the release's by ResNet-20 6.18, ResNet-56 3.75 points" in text
+
+
 def test_gap_of_an_unfinished_step_is_marked(tmp_path):
     root = tmp_path / "logs"
     d = _resnet(root, "r", 20, _sched())
@@ -311,6 +338,35 @@ def test_small_net_table(small_logs):
     assert rows["SEP-Net-BQ"][4:7] == ["-", "1.3", "63.5 %"]
     assert rows["SqueezeNet"][4:7] == ["1.2 M", "4.8", "60.4 %"]
     assert rows["ResNet-56 (reference)"][4:7] == ["-", "-", "-"]
+
+
+def test_small_reading(small_logs, tmp_path):
+    """From finished logs only: MobileNet (unfinished) and SqueezeNet (not
+    run) are named as waiting, SEP-Net-B/BQ's losses against SEP-Net-R are
+    stated with their sizes; with MobileNet finished, the verdict on it."""
+    g = cmp.small_group(_load(small_logs))
+    points = cmp.small_points(g, cmp.depth_group(_load(small_logs)))
+    costs = {p.net: cmp.Cost(p2, b, 1) for p, p2, b in
+             zip(points, (800_000, 800_000, 800_000, 800_000, 800_000, 700_000, 1, 1),
+                 (3_330_000, 910_000, 910_000, 350_000, 3_340_000, 2_950_000, 1, 1))}
+    text = cmp.small_reading(points, costs)
+    assert text.startswith("**Reading**: SEP-Net-B (fixed patterns) keeps 0.7100 (11.00 points "
+                           "below SEP-Net-R) at 0.91 MB against SEP-Net-R's 3.33 MB; "
+                           "SEP-Net-B (STE, BN re-est.) keeps 0.7700 (5.00 points below "
+                           "SEP-Net-R) at 0.91 MB"), text
+    assert "SEP-Net-BQ keeps 0.7650 (5.50 points below SEP-Net-R) at 0.35 MB" in text
+    assert "Not finished or not run yet: MobileNet 0.5, SqueezeNet." in text
+    assert "beats" not in text and "(The paper, ImageNet top-1: SEP-Net-R 65.8 %" in text
+    mob = small_logs / "small-nets" / "cifar10-mobilenet" / "1_full.log"
+    mob.write_text(_train(0.84))
+    points = cmp.small_points(cmp.small_group(_load(small_logs)), None)
+    text = cmp.small_reading(points, costs)
+    assert ("SEP-Net-R does not beat MobileNet 0.5: 0.8200 against 0.8400 top-1 (+2.00 points "
+            "for MobileNet 0.5) with 1.00x its parameters") in text
+    mob.write_text(_train(0.80))
+    text = cmp.small_reading(cmp.small_points(cmp.small_group(_load(small_logs)), None), costs)
+    assert "SEP-Net-R beats MobileNet 0.5: 0.8200 against 0.8000 top-1 (-2.00 points" in text
+    assert "Not finished or not run yet: SqueezeNet." in text
 
 
 def test_small_net_sizes_and_params_are_model_summarys(small_logs):

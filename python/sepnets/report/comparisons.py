@@ -30,6 +30,13 @@ table, missing ones are "-".
   :func:`sepnets.netgen.params.multiply_adds`; the paper's ImageNet
   parameters, size and top-1 beside them, labelled as theirs.
 
+Each table is followed by its **Reading** (:func:`depth_reading`,
+:func:`small_reading`): what it shows in words, computed from finished logs
+only (whether the gap falls with depth as in the release, how far our Full is
+from theirs; whether SEP-Net-R beats MobileNet 0.5 and SqueezeNet and by how
+many points, what SEP-Net-B/BQ keep at their size), or which runs it still
+waits for. The README quotes these lines; nothing in them is typed by hand.
+
 Which runs: a comparison shows ONE schedule, so that its rows differ only in
 the net. Two experiments are of one schedule when experiment.json's
 ``schedule`` agrees on every key of :data:`sepnets.pipeline.config.RESULT_KEYS`
@@ -265,6 +272,69 @@ def _gap_cell(g, pd, named):
     return text + ("" if g.finished else " (unfinished)")
 
 
+def _points(v, pd):
+    return f"{v:.{pd}f}"
+
+
+def _series(values, pd):
+    """'ResNet-20 4.35, ResNet-56 1.20' from {depth: points}."""
+    return ", ".join(f"ResNet-{d} {_points(v, pd)}" for d, v in sorted(values.items()))
+
+
+def _trend(values):
+    """How a {depth: gap} series moves with depth: 'falls', 'rises' or 'does
+    not move one way' (strictly, depth after depth)."""
+    v = [values[d] for d in sorted(values)]
+    pairs = list(zip(v, v[1:]))
+    if all(b < a for a, b in pairs):
+        return "falls"
+    if all(b > a for a, b in pairs):
+        return "rises"
+    return "does not move one way"
+
+
+def depth_reading(group, digits=4):
+    """What the depth table shows, in words, from finished logs only: whether
+    our Full - Refined gap (and Full - best pattern model) falls with depth
+    as the release's does, and how far our Full is from the release's.
+    Stated once two depths have finished both steps; until then it says
+    which are still missing."""
+    pd = max(digits - 2, 0)
+    fixed, best, short = {}, {}, {}
+    for depth, exp in group.members.items():
+        g = gap(exp, "refined")
+        if g is not None and g.finished:
+            fixed[depth] = g.points
+        key = best_pattern(exp)
+        g = gap(exp, key) if key else None
+        if g is not None and g.finished:
+            best[depth] = (g.points, TITLES[key])
+        rel, full = RELEASE_CIFAR10.get(depth), exp.results.get("full")
+        if rel is not None and finished(full) and _top1(full) is not None:
+            short[depth] = 100 * (rel.full[0] - _top1(full))
+    theirs = {d: 100 * (r.full[0] - r.refined[0]) for d, r in RELEASE_CIFAR10.items()}
+    if len(fixed) < 2:
+        done = ", ".join(f"ResNet-{d}" for d in sorted(fixed)) or "none"
+        text = ("**Reading**: not yet: the trend needs steps 1 and 3 finished at two depths "
+                f"or more (finished: {done}).")
+    else:
+        trend = _trend(fixed)
+        release = _trend({d: theirs[d] for d in fixed if d in theirs})
+        text = (f"**Reading**: Full - Refined (fixed patterns) {trend} with depth here "
+                f"({_series(fixed, pd)} points); in the release it "
+                + ("does too" if release == trend == "falls" else release)
+                + f" ({_series({d: theirs[d] for d in fixed if d in theirs}, pd)}).")
+        if len(best) >= 2:
+            text += (f" Full - best pattern model {_trend({d: v for d, (v, _) in best.items()})} "
+                     "with depth (" + ", ".join(f"ResNet-{d} {_points(v, pd)} ({t})"
+                                                for d, (v, t) in sorted(best.items())) + ").")
+    if short:
+        text += (" Our Full is below the release's by " + _series(short, pd)
+                 + f" points of top-1 (our schedule: {group.schedule.get('iters')} iterations "
+                 f"at batch {group.schedule.get('batch')}; theirs 80,000 at 256).")
+    return text + "\n"
+
+
 def depth_section(group, root, digits=4):
     depths = ", ".join(f"ResNet-{d}" for d in group.members)
     iters = group.schedule.get("iters")
@@ -276,7 +346,8 @@ def depth_section(group, root, digits=4):
             "percentage points of top-1, the best pattern model being the pattern model "
             f"with the best top-1 ({'; '.join(TITLES[k] for k in PATTERN_KEYS)}). Figure: "
             f"[{DEPTH_FIGURE}]({DEPTH_FIGURE}) (`tools/plot_logs.py`).\n\n"
-            + depth_table(group, root, digits) + _others_line(group, root))
+            + depth_table(group, root, digits) + "\n" + depth_reading(group, digits)
+            + _others_line(group, root))
 
 
 # ------------------------------------------------------------ small nets
@@ -398,6 +469,52 @@ def small_table(points, costs, root, digits=4):
     return _table(head, rows)
 
 
+def small_reading(points, costs, digits=4):
+    """What the small-network table shows, in words, from finished logs
+    only: whether SEP-Net-R beats MobileNet 0.5 and SqueezeNet (margin in
+    points of top-1, parameter ratio), what SEP-Net-B/BQ keep and at what
+    size; the nets still unfinished are named."""
+    pd = max(digits - 2, 0)
+    by = {p.label: p for p in points if not p.reference}
+
+    def top(label):
+        p = by.get(label)
+        return _top1(p.result) if p is not None and finished(p.result) else None
+
+    def cost(label):
+        return costs.get(by[label].net) if label in by else None
+
+    r_label = SMALL_ROWS[0].label
+    r, parts, waiting = top(r_label), [], []
+    for row in SMALL_ROWS[1:]:
+        v = top(row.label)
+        if v is None:
+            if row.label in by:
+                waiting.append(row.label)
+            continue
+        if r is None:
+            continue
+        c, cr = cost(row.label), cost(r_label)
+        d = 100 * (r - v)
+        if row.step == "full":
+            ratio = f" with {cr.params / c.params:.2f}x its parameters" if c and cr else ""
+            parts.append(f"SEP-Net-R {'beats' if d > 0 else 'does not beat'} {row.label}: "
+                         f"{r:.{digits}f} against {v:.{digits}f} top-1 "
+                         f"({-d:+.{pd}f} points for {row.label}){ratio}")
+        else:
+            size = (f" at {c.nbytes / 1e6:.2f} MB against SEP-Net-R's {cr.nbytes / 1e6:.2f} MB"
+                    if c and cr else "")
+            parts.append(f"{row.label} keeps {v:.{digits}f} ({_points(d, pd)} points below "
+                         f"SEP-Net-R){size}")
+    if r is None:
+        waiting.insert(0, r_label)
+    text = "**Reading**: " + ("; ".join(parts) + "." if parts else "not yet.")
+    if waiting:
+        text += " Not finished or not run yet: " + ", ".join(waiting) + "."
+    theirs = ", ".join(f"{p.name} {p.top1_pct:g} %" for p in PAPER_SMALL.values())
+    return text + f" (The paper, ImageNet top-1: {theirs}.)\n"
+
+
 def small_section(group, depths, root, digits=4, costs=None, why=None):
     points = small_points(group, depths)
     if costs is None:
@@ -414,7 +531,8 @@ def small_section(group, depths, root, digits=4, costs=None, why=None):
             "shape of the comparison; not comparable in value). Figure: "
             f"[{SMALL_FIGURE}]({SMALL_FIGURE}) (`tools/plot_logs.py`).\n\n"
             + (f"Sizes and multiply-adds not available: {why}\n\n" if why else "")
-            + small_table(points, costs, root, digits) + _others_line(group, root))
+            + small_table(points, costs, root, digits) + "\n"
+            + small_reading(points, costs, digits) + _others_line(group, root))
 
 
 # ------------------------------------------------------------ both
