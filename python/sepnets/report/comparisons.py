@@ -256,8 +256,8 @@ def depth_table(group, root, digits=4):
                         + [step_cell(exp.results.get(k), digits) for k in steps]
                         + [_gap_cell(gap(exp, "refined"), pd, False),
                            _gap_cell(gap(exp, best) if best else None, pd, True)]
-                        + ([f"{100 * flips[depth]:.{pd}f}" if flips[depth] is not None else "-"]
-                           if signs else []))
+                        + ([_points(100 * flips[depth], pd) if flips[depth] is not None
+                            else "-"] if signs else []))
     note = ("\nSigns STE changed: of the pattern layers' weights, the share whose sign differs "
             "between the full-precision model and the STE-trained one (`"
             + _SIGN_RECORD + "` beside the run's logs; `tools/compare_patterns.py`).\n"
@@ -268,7 +268,7 @@ def depth_table(group, root, digits=4):
 def _gap_cell(g, pd, named):
     if g is None:
         return "-"
-    text = f"{g.points:.{pd}f}" + (f" ({TITLES[g.key]})" if named else "")
+    text = _points(g.points, pd) + (f" ({TITLES[g.key]})" if named else "")
     return text + ("" if g.finished else " (unfinished)")
 
 
@@ -312,18 +312,20 @@ def depth_reading(group, digits=4):
         rel, full = RELEASE_CIFAR10.get(depth), exp.results.get("full")
         if rel is not None and finished(full) and _top1(full) is not None:
             short[depth] = 100 * (rel.full[0] - _top1(full))
-    theirs = {d: 100 * (r.full[0] - r.refined[0]) for d, r in RELEASE_CIFAR10.items()}
     if len(fixed) < 2:
         done = ", ".join(f"ResNet-{d}" for d in sorted(fixed)) or "none"
         text = ("**Reading**: not yet: the trend needs steps 1 and 3 finished at two depths "
                 f"or more (finished: {done}).")
     else:
-        trend = _trend(fixed)
-        release = _trend({d: theirs[d] for d in fixed if d in theirs})
+        theirs = {d: 100 * (RELEASE_CIFAR10[d].full[0] - RELEASE_CIFAR10[d].refined[0])
+                  for d in fixed if d in RELEASE_CIFAR10}
+        trend, release = _trend(fixed), _trend(theirs)
         text = (f"**Reading**: Full - Refined (fixed patterns) {trend} with depth here "
-                f"({_series(fixed, pd)} points); in the release it "
-                + ("does too" if release == trend == "falls" else release)
-                + f" ({_series({d: theirs[d] for d in fixed if d in theirs}, pd)}).")
+                f"({_series(fixed, pd)} points)"
+                + ((f"; in the release it "
+                    + ("does too" if release == trend == "falls" else release)
+                    + f" ({_series(theirs, pd)}).") if len(theirs) >= 2 else
+                   "; the release has fewer than two of these depths."))
         if len(best) >= 2:
             text += (f" Full - best pattern model {_trend({d: v for d, (v, _) in best.items()})} "
                      "with depth (" + ", ".join(f"ResNet-{d} {_points(v, pd)} ({t})"
