@@ -223,6 +223,43 @@ def test_resume_kit_round_trip(tmp_path, monkeypatch):
     assert not os.path.exists(kit)
 
 
+def test_resume_kit_auto_restores_only_into_a_folder_without_state(tmp_path, monkeypatch):
+    """--resume-kit auto: a kit and no state here -> restored; the run's own
+    (newer) state here -> the kit is left alone; neither -> the run starts."""
+    from sepnets.pipeline import resume
+    monkeypatch.setattr(resume, "KIT_ROOT", str(tmp_path / "resume"))
+    ran = []
+
+    def runner(*argv):
+        r = _runner(tmp_path, "--iters", "12000", "--resume-kit", "auto", *argv, run="auto")
+        monkeypatch.setattr(r, "run", lambda: ran.append(r.runs))
+        return r
+
+    r = runner()
+    assert resume.run_with_kit(r) == 0 and ran == [r.runs]
+    assert "resume kit: none in" in r.out.getvalue() and not os.path.exists(r.runs)
+    os.makedirs(r.runs)
+    r.load_state()
+    full = os.path.join(r.runs, "1_full", "snap_iter_500.caffemodel")
+    _net_file(full, 500)
+    r.state["steps"] = {"1_full": dict(status="running", max_iter=12000)}
+    r.save_state()
+    resume.save(r)
+    state = open(os.path.join(r.runs, "state.json")).read()
+    r.state["steps"]["1_full"]["note"] = "newer"          # the run went on here
+    r.save_state()
+    r = runner()
+    assert resume.run_with_kit(r) == 0
+    assert "not needed" in r.out.getvalue()
+    assert "newer" in open(os.path.join(r.runs, "state.json")).read()
+    shutil.rmtree(r.runs)                                   # a new machine
+    r = runner()
+    assert resume.run_with_kit(r) == 0 and len(ran) == 3
+    assert "restored into" in r.out.getvalue()
+    assert open(os.path.join(r.runs, "state.json")).read() == state
+    assert os.path.isfile(full)
+
+
 def test_run_folder_from_before_the_restructure_resumes(tmp_path, tiny_cifar):
     """A state.json as the runner wrote it before the restructuring (a real
     one, of the 12000-iters-ste6000-m20 run): the new runner accepts its

@@ -40,6 +40,7 @@ def build_parser():
          "--runs-dir runs/quick",
          "python tools/run_experiment.py experiments/12000-iters-ste6000-m20.toml",
          "python tools/run_experiment.py experiments/resnet56.toml --gpu 0 --resume-kit save",
+         "python tools/run_experiment.py experiments/resnet56.toml --resume-kit auto",
          "python tools/run_experiment.py cifar10-resnet20 --iters 8000 --finetune-iters 4000 "
          "--batch 128",
          "python tools/run_experiment.py cifar10-resnet56 --ste --gpu 0",
@@ -134,12 +135,13 @@ def build_parser():
                    help="stop after this step (e.g. 1b_full_bn: train and re-estimate "
                         "the full-precision net, binarize later); the same command "
                         "without --until continues")
-    p.add_argument("--resume-kit", choices=("save", "restore"),
-                   help="save: after each finished step and on a stop, keep what this "
-                        "unfinished run needs to resume on another machine in "
-                        "resume/<run>/<exp>/ (state, newest snapshot, models later steps "
-                        "need); restore: first copy that kit back into the runs folder. "
-                        "The kit is removed when the run finishes")
+    p.add_argument("--resume-kit", choices=("save", "restore", "auto"),
+                   help="save: write what this unfinished run needs to resume on another "
+                        "machine into resume/<run>/<exp>/ (state, newest complete snapshot, "
+                        "models later steps need; safe while the run goes on) and exit; "
+                        "restore: first copy that kit back into the runs folder; "
+                        "auto: restore only when the runs folder has no state and a kit "
+                        "is there, else just run. The kit is removed when the run finishes")
     return p
 
 

@@ -57,7 +57,7 @@ class RunConfig:
     #: finished steps `reuse_steps` this run takes instead of training them
     reuse: str = None
     reuse_steps: tuple = ("1_full", "2_bipattern", "3_refined")
-    resume_kit: str = None            # save | restore | None
+    resume_kit: str = None            # save | restore | auto | None
     until: str = None                 # stop after this step (a later run continues)
     toml: str = None                  # the experiment file it came from
     options: dict = field(default_factory=dict)   # the schedule options given

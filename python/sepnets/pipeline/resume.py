@@ -14,7 +14,10 @@ machine, in one documented place that can be committed (``runs/`` is not).
 ``run_experiment.py ... --resume-kit save`` writes it from the run's folder
 (safe while the run goes on: only complete snapshots are taken) and exits;
 ``--resume-kit restore`` copies it back into the run's folder on the new
-machine and continues the run. Commit ``logs/<run>/`` with it: the resumed
+machine and continues the run; ``--resume-kit auto`` restores only where the
+run's folder has no state yet and a kit is there, and otherwise just runs, so
+that one command continues a long run on the machine it ran on (from its own,
+newer snapshots) and on a new one (from the committed kit). Commit ``logs/<run>/`` with it: the resumed
 steps append to their logs. The runner removes the kit when the run
 finishes; what the finished run chose and measured is then beside its logs
 (``logs/<run>/<experiment>/state.json``).
@@ -154,10 +157,18 @@ def remove_kit(runner):
 
 
 def run_with_kit(runner):
-    if runner.cfg.resume_kit == "save":
+    mode = runner.cfg.resume_kit
+    if mode == "save":
         save(runner)
         return 0
-    restore(runner)
+    if mode == "restore":
+        restore(runner)
+    elif os.path.isfile(os.path.join(runner.runs, "state.json")):
+        runner.say(f"resume kit: not needed, {shown(runner.runs)} has the run's state")
+    elif os.path.isfile(os.path.join(kit_dir(runner), KIT_FILE)):
+        restore(runner)
+    else:
+        runner.say(f"resume kit: none in {shown(kit_dir(runner))}; the run starts here")
     runner.run()
     return 0
 

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The project's long CPU runs (issues 18 and 19), two queues, one per core, from a
+# worktree and Caffe build of their own, so that rebuilding this checkout never swaps
+# libcaffe under them. Every experiment continues where it stopped: from its own
+# snapshots on the machine it ran on, from the committed resume kit on a new one
+# (run_experiment.py --resume-kit auto).
+#
+#   bash scripts/long_runs.sh start    # worktree + build if missing, data, both queues in the background
+#   bash scripts/long_runs.sh status   # the last progress line of each queue
+#   bash scripts/long_runs.sh sync     # logs and resume kits into this checkout, tables and figures remade
+#   bash scripts/long_runs.sh stop     # SIGTERM: Caffe snapshots, the runner exits; `start` continues
+#
+# Then commit logs/ and resume/ (tests/test_committed_results.py checks that the
+# tables are the logs'). SEPNETS_RUN_WORKTREE (default ../run) names the worktree.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WT=${SEPNETS_RUN_WORKTREE:-$(cd "$ROOT/.." && pwd)/run}
+OUT="$WT/long_runs"
+say() { printf '[long_runs] %s\n' "$*"; }
+
+# One line a run: the experiment file and its options; each queue runs its lines in order.
+QUEUE1=("experiments/resnet56.toml" "experiments/resnet32.toml")
+QUEUE2=("experiments/small-nets-sepnet.toml --until 1b_full_bn"
+        "experiments/small-nets-mobilenet.toml"
+        "experiments/small-nets-squeezenet.toml"
+        "experiments/small-nets-sepnet.toml")
+# The run folders (logs/<run>/, runs/<run>/, resume/<run>/) of these experiments.
+RUN_FOLDERS=(resnet56 resnet32 small-nets)
+
+shared_dir() {
+  if [ -n "${SEPNETS_SHARED_DIR:-}" ]; then echo "$SEPNETS_SHARED_DIR"
+  elif [ -d "$ROOT/../shared" ]; then (cd "$ROOT/../shared" && pwd)
+  fi
+}
+
+# The run folders that train in the worktree (its runs/<run>/ is there): their logs
+# and kits there are newer than any commit; the worktree's other ones are a commit's.
+runs_here() {
+  for run in "${RUN_FOLDERS[@]}"; do
+    if [ -d "$WT/runs/$run" ]; then echo "$run"; fi
+  done
+}
+
+alive() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+
+start_queue() {
+  local name=$1; shift
+  if alive "$name"; then
+    say "$name is running already (pid $(cat "$OUT/$name.pid")): $OUT/$name.out"
+    return
+  fi
+  local script="$OUT/$name.sh" line
+  {
+    echo "#!/usr/bin/env bash"
+    echo "# written by scripts/long_runs.sh: the runs of $name, in order"
+    echo "set -e"
+    echo "cd '$WT'"
+    echo "export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 SEPNETS_SHARED_DIR='$(shared_dir)'"
+    for line in "$@"; do
+      echo "echo \"=== \$(date -u +%FT%TZ) $line\""
+      echo ".venv/bin/python tools/run_experiment.py $line --resume-kit auto"
+    done
+  } > "$script"
+  # A negative nice keeps niced builds and tests on this machine off the runs' cores
+  # (root only; with the kernel's autogroups on, nice acts only within a session).
+  local nice_level=0
+  if [ "$(id -u)" = 0 ]; then nice_level=-5; fi
+  nohup nice -n "$nice_level" bash "$script" >> "$OUT/$name.out" 2>&1 &
+  echo $! > "$OUT/$name.pid"
+  say "$name started (pid $!, nice $nice_level, 1 thread): $OUT/$name.out"
+}
+
+# Move the worktree to this checkout's HEAD, keeping the logs and kits of the runs
+# that train there (the runs append to them: they are newer than any commit).
+move_worktree() {
+  local head=$1 keep r d paths=()
+  keep=$(mktemp)
+  for r in $(runs_here); do
+    for d in "logs/$r" "resume/$r"; do
+      if [ -d "$WT/$d" ]; then paths+=("$d"); fi
+    done
+  done
+  if [ ${#paths[@]} -gt 0 ]; then
+    (cd "$WT" && tar cf "$keep" --exclude=README.md "${paths[@]}")
+  fi
+  git -C "$WT" checkout -q --detach -f "$head"
+  if [ ${#paths[@]} -gt 0 ]; then
+    (cd "$WT" && tar xf "$keep")
+  fi
+  rm -f "$keep"
+  say "worktree moved to this checkout's HEAD, the runs' logs and kits kept; if the build"
+  say "below rebuilds libcaffe, note the engine change in the runs' READMEs"
+}
+
+cmd_start() {
+  if [ ! -d "$WT" ]; then
+    say "worktree: git worktree add --detach $WT HEAD"
+    git -C "$ROOT" worktree add --detach "$WT" HEAD
+  fi
+  local head
+  head=$(git -C "$ROOT" rev-parse HEAD)
+  if [ "$(git -C "$WT" rev-parse HEAD)" != "$head" ]; then
+    if alive queue1 || alive queue2; then
+      say "worktree stays where it is: a queue is running"
+    else
+      move_worktree "$head"
+    fi
+  fi
+  say "worktree $WT at $(git -C "$WT" log --oneline -1)"
+  say "set-up there (its own Caffe build; idempotent): bash scripts/setup.sh"
+  (cd "$WT" && SEPNETS_NO_SHELL_HOOK=1 bash scripts/setup.sh)
+  mkdir -p "$OUT"
+  if [ -w /proc/sys/kernel/sched_autogroup_enabled ]; then
+    echo 0 > /proc/sys/kernel/sched_autogroup_enabled
+    say "kernel autogroup scheduling off, so that nice levels hold across sessions"
+  fi
+  if [ ! -d "$WT/data/cifar10" ]; then
+    local src
+    src="$(shared_dir)/data/cifar10-jpeg.tar.gz"
+    say "data: CIFAR-10 version 3 into $WT/data/cifar10 (once, before both queues)"
+    if [ -f "$src" ]; then
+      (cd "$WT" && .venv/bin/python tools/prepare_cifar10.py --version 3 --source "$src")
+    else
+      (cd "$WT" && .venv/bin/python tools/prepare_cifar10.py --version 3)
+    fi
+  fi
+  start_queue queue1 "${QUEUE1[@]}"
+  start_queue queue2 "${QUEUE2[@]}"
+}
+
+cmd_status() {
+  local q state
+  for q in queue1 queue2; do
+    if alive "$q"; then state="running"; else state="not running"; fi
+    say "$q ($state): $(grep -E '^\[|^===' "$OUT/$q.out" 2>/dev/null | tail -n 1)"
+  done
+}
+
+cmd_stop() {
+  local q
+  for q in queue1 queue2; do
+    if alive "$q"; then
+      # The queue's runner stops its caffe (which snapshots) on SIGTERM and exits.
+      pkill -TERM -P "$(cat "$OUT/$q.pid")" || true
+      say "$q: stopping (SIGTERM)"
+    fi
+  done
+}
+
+cmd_sync() {
+  if [ ! -d "$WT" ]; then say "no worktree at $WT: nothing to sync"; exit 1; fi
+  local here run line toml seen=" "
+  here=$(runs_here)
+  for run in $here; do
+    mkdir -p "$ROOT/logs/$run"
+    # The run's story (README.md) is written in this checkout, not by the runner.
+    (cd "$WT/logs/$run" && tar cf - --exclude=README.md .) | (cd "$ROOT/logs/$run" && tar xf -)
+    say "logs/$run copied"
+  done
+  for line in "${QUEUE1[@]}" "${QUEUE2[@]}"; do
+    toml=${line%% *}
+    case "$seen" in *" $toml "*) continue ;; esac
+    seen="$seen$toml "
+    if [ ! -f "$WT/$toml" ]; then continue; fi
+    (cd "$WT" && .venv/bin/python tools/run_experiment.py "$toml" --resume-kit save 2>&1 \
+      | sed 's/^/  /') || true
+  done
+  for run in $here; do
+    rm -rf "$ROOT/resume/$run"
+    if [ -d "$WT/resume/$run" ]; then
+      cp -a "$WT/resume/$run" "$ROOT/resume/$run"
+      say "resume/$run copied"
+    fi
+  done
+  say "tables and figures: tools/parse_logs.py, tools/plot_logs.py"
+  (cd "$ROOT" && .venv/bin/python tools/parse_logs.py logs/quick --quiet >/dev/null \
+    && .venv/bin/python tools/parse_logs.py logs/ --quiet >/dev/null \
+    && .venv/bin/python tools/plot_logs.py logs/ >/dev/null)
+  say "now: git add logs resume && git commit"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  status) cmd_status ;;
+  stop) cmd_stop ;;
+  sync) cmd_sync ;;
+  *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
