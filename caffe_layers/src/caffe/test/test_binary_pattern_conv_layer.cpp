@@ -151,36 +151,8 @@ class BinaryPatternConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
     param.mutable_convolution_param()->set_engine(
         ConvolutionParameter_Engine_CAFFE);
     BinaryPatternConvolutionLayer<Dtype> ref(param);
-    Blob<Dtype> ref_top, ref_bottom;
-    ref_bottom.CopyFrom(*blob_bottom_, false, true);
-    vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
-    vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
-    ref.SetUp(ref_bottom_vec, ref_top_vec);
-    ASSERT_FALSE(ref.uses_dnnl());
-    ASSERT_EQ(ref.blobs().size(), fast->blobs().size());
-    for (int b = 0; b < fast->blobs().size(); ++b) {
-      ref.blobs()[b]->CopyFrom(*fast->blobs()[b]);
-    }
-    fast->Forward(blob_bottom_vec_, blob_top_vec_);
-    ref.Forward(ref_bottom_vec, ref_top_vec);
-    ExpectBlobsNear(*blob_top_, ref_top, false, 1e-4, "top");
-    FillGaussian<Dtype>(&ref_top);
-    caffe_copy(ref_top.count(), ref_top.cpu_data(), ref_top.mutable_cpu_diff());
-    caffe_copy(ref_top.count(), ref_top.cpu_data(),
-               blob_top_->mutable_cpu_diff());
-    for (int b = 0; b < fast->blobs().size(); ++b) {
-      caffe_set(fast->blobs()[b]->count(), Dtype(0),
-                fast->blobs()[b]->mutable_cpu_diff());
-      caffe_set(ref.blobs()[b]->count(), Dtype(0),
-                ref.blobs()[b]->mutable_cpu_diff());
-    }
-    fast->Backward(blob_top_vec_, vector<bool>(1, true), blob_bottom_vec_);
-    ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
-    ExpectBlobsNear(*blob_bottom_, ref_bottom, true, 1e-4, "bottom diff");
-    for (int b = 0; b < fast->blobs().size(); ++b) {
-      ExpectBlobsNear(*fast->blobs()[b], *ref.blobs()[b], true, 2e-4,
-                      "param diff");
-    }
+    ExpectLayersAgree<Dtype>(fast, &ref, blob_bottom_vec_, blob_top_vec_, 1e-4);
+    EXPECT_FALSE(ref.uses_dnnl());
   }
 
   // alpha_c * sign(W_c), computed here from the definition.

@@ -13,6 +13,7 @@
 #include "caffe/layers/dnnl_conv_layer.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
+#include "caffe/test/test_engine_util.hpp"
 #include "caffe/test/test_gradient_check_util.hpp"
 
 namespace caffe {
@@ -60,43 +61,7 @@ class DnnlConvolutionLayerTest : public MultiDeviceTest<TypeParam> {
     layer.set_dnnl_workspace_bytes(workspace);
     layer.SetUp(blob_bottom_vec_, blob_top_vec_);
     ConvolutionLayer<Dtype> ref(param);
-    Blob<Dtype> ref_top, ref_bottom;
-    ref_bottom.CopyFrom(*blob_bottom_, false, true);
-    vector<Blob<Dtype>*> ref_top_vec(1, &ref_top);
-    vector<Blob<Dtype>*> ref_bottom_vec(1, &ref_bottom);
-    ref.SetUp(ref_bottom_vec, ref_top_vec);
-    for (int b = 0; b < layer.blobs().size(); ++b) {
-      ref.blobs()[b]->CopyFrom(*layer.blobs()[b]);
-    }
-    layer.Forward(blob_bottom_vec_, blob_top_vec_);
-    ref.Forward(ref_bottom_vec, ref_top_vec);
-    ExpectNear(ref_top.count(), ref_top.cpu_data(), blob_top_->cpu_data(), 1e-4);
-    FillerParameter filler_param;
-    GaussianFiller<Dtype> filler(filler_param);
-    filler.Fill(&ref_top);
-    caffe_copy(ref_top.count(), ref_top.cpu_data(), ref_top.mutable_cpu_diff());
-    caffe_copy(ref_top.count(), ref_top.cpu_data(),
-               blob_top_->mutable_cpu_diff());
-    for (int b = 0; b < layer.blobs().size(); ++b) {
-      caffe_set(layer.blobs()[b]->count(), Dtype(0),
-                layer.blobs()[b]->mutable_cpu_diff());
-      caffe_set(ref.blobs()[b]->count(), Dtype(0),
-                ref.blobs()[b]->mutable_cpu_diff());
-    }
-    layer.Backward(blob_top_vec_, vector<bool>(1, true), blob_bottom_vec_);
-    ref.Backward(ref_top_vec, vector<bool>(1, true), ref_bottom_vec);
-    ExpectNear(ref_bottom.count(), ref_bottom.cpu_diff(),
-               blob_bottom_->cpu_diff(), 1e-4);
-    for (int b = 0; b < layer.blobs().size(); ++b) {
-      ExpectNear(ref.blobs()[b]->count(), ref.blobs()[b]->cpu_diff(),
-                 layer.blobs()[b]->cpu_diff(), 2e-4);
-    }
-  }
-
-  void ExpectNear(int n, const Dtype* ref, const Dtype* got, Dtype tol) {
-    for (int i = 0; i < n; ++i) {
-      EXPECT_NEAR(ref[i], got[i], tol * std::max(Dtype(1), std::abs(ref[i])));
-    }
+    ExpectLayersAgree<Dtype>(&layer, &ref, blob_bottom_vec_, blob_top_vec_, 1e-4);
   }
 
   Blob<Dtype>* const blob_bottom_;
