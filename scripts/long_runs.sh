@@ -23,9 +23,10 @@ QUEUE1=("experiments/resnet56.toml" "experiments/resnet32.toml")
 QUEUE2=("experiments/small-nets-sepnet.toml --until 1b_full_bn"
         "experiments/small-nets-mobilenet.toml"
         "experiments/small-nets-squeezenet.toml"
-        "experiments/small-nets-sepnet.toml")
+        "experiments/small-nets-sepnet.toml"
+        "experiments/resnet44.toml")
 # The run folders (logs/<run>/, runs/<run>/, resume/<run>/) of these experiments.
-RUN_FOLDERS=(resnet56 resnet32 small-nets)
+RUN_FOLDERS=(resnet56 resnet32 small-nets resnet44)
 
 shared_dir() {
   if [ -n "${SEPNETS_SHARED_DIR:-}" ]; then echo "$SEPNETS_SHARED_DIR"

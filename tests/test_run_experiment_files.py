@@ -350,3 +350,19 @@ def test_resnet56_file_is_the_long_runs_command():
     assert cfg.runs_dir == os.path.join(REPO_ROOT, "runs", "resnet56")
     assert cfg.logs_dir == os.path.join(REPO_ROOT, "logs", "resnet56")
 
+
+
+def test_depth_trend_files_share_the_headline_schedule():
+    """Issue 18: one file per depth, each with the recorded ResNet-20 run's
+    schedule (12000-iters-ste6000-m20), so that the depth-trend table puts
+    them in one section: every result-shaping key agrees, only the net differs."""
+    from sepnets.pipeline.config import RESULT_KEYS
+    _, ref, _ = _config(os.path.join(REPO_ROOT, "experiments", "12000-iters-ste6000-m20.toml"))
+    depths = {}
+    for depth in (32, 44, 56):
+        exp, s, cfg = _config(os.path.join(REPO_ROOT, "experiments", f"resnet{depth}.toml"))
+        assert exp.name == f"cifar10-resnet{depth}"
+        assert {k: s.get(k) for k in RESULT_KEYS} == {k: ref.get(k) for k in RESULT_KEYS}, depth
+        assert s["snapshot"] == 100, depth
+        depths[depth] = cfg.run_name
+    assert depths == {32: "resnet32", 44: "resnet44", 56: "resnet56"}
