@@ -54,7 +54,8 @@ def _experiment(root, run, name, full_net, schedule, logs, **meta):
     return d
 
 
-def _resnet(root, run, depth, schedule, full=0.85, refined=0.80, ste_bn=0.83, done=True):
+def _resnet(root, run, depth, schedule, full=0.85, refined=0.80, ste_bn=0.83, done=True,
+            **meta):
     logs = {"1_full.log": _train(full, done=done)}
     if done:
         logs.update({"2_bipattern_mean.log": _eval(0.15, 0.55),
@@ -63,7 +64,7 @@ def _resnet(root, run, depth, schedule, full=0.85, refined=0.80, ste_bn=0.83, do
                      "4b_ste_bn.log": _eval(ste_bn)})
     return _experiment(root, run, f"cifar10-resnet{depth}", f"cifar10-resnet{depth}",
                        schedule, logs, model=f"ResNet-{depth}",
-                       reference=paper.REFERENCE.get(f"cifar10-resnet{depth}"))
+                       reference=paper.REFERENCE.get(f"cifar10-resnet{depth}"), **meta)
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def logs(tmp_path):
     _resnet(root, "headline", 20, _sched())
     _resnet(root, "resnet56", 56, _sched(), full=0.45, done=False)
     _resnet(root, "ste8000", 20, _sched(ste_iters=8000), full=0.9, refined=0.5)
-    _resnet(root, "quick", 20, _sched(iters=600, batch=32), full=0.4)
+    _resnet(root, "quick", 20, _sched(iters=600, batch=32), full=0.4, quick=True)
     return root
 
 
@@ -95,8 +96,22 @@ def test_one_schedule_the_one_covering_most_depths(logs):
     assert g.members[20].folder.endswith(os.path.join("headline", "cifar10-resnet20"))
     assert g.members[56].folder.endswith(os.path.join("resnet56", "cifar10-resnet56"))
     assert g.schedule["ste_iters"] == 6000 and "snapshot" not in g.schedule
-    assert sorted(os.path.basename(os.path.dirname(e.folder)) for e in g.others) == \
-        ["quick", "ste8000"]
+    # the quick run (a smoke run) is in no comparison, not even among the others
+    assert [os.path.basename(os.path.dirname(e.folder)) for e in g.others] == ["ste8000"]
+
+
+def test_quick_runs_make_no_comparison(tmp_path):
+    """A folder of quick runs only (the main job's logs/quick/) gets its
+    per-run tables but no depth trend: 600 iterations against the
+    release's 80,000 says nothing about depth."""
+    root = tmp_path / "logs"
+    _resnet(root, "quick", 20, _sched(iters=600, batch=32), full=0.4, quick=True)
+    out = _tool("parse_logs.py", root, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "no depth trend: no experiment of a cifar10-resnet<depth> net with a recorded " \
+        "schedule (quick runs left out)" in out.stdout
+    assert "## Depth trend" not in (root / "RESULTS.md").read_text()
+    assert "0.4000" in (root / "RESULTS.md").read_text()
 
 
 def test_ties_go_to_more_iterations(tmp_path):

@@ -1,6 +1,7 @@
 """The experiment runner's command line: help, listing, the schedule it
 writes into Caffe's solver and net files, and one-line errors for missing data."""
 import io
+import json
 import os
 import subprocess
 import sys
@@ -194,6 +195,25 @@ def test_ste_options_are_part_of_the_schedule(r20, tmp_path):
     for bad in (["--ste-lr", "0"], ["--ste-lr-mult", "-2"], ["--ste-lr-mult", "inf"]):
         with pytest.raises(UserError, match="must be a number > 0"):
             _args(*bad)
+
+
+def test_quick_runs_say_so_in_experiment_json(r20, tmp_path):
+    """The record of a --quick run says "quick": true (the comparisons leave
+    such runs out); a real run's record does not, even in a folder a quick
+    run wrote before."""
+    from sepnets.pipeline.config import RunConfig, schedule
+    from sepnets.pipeline.runner import Runner
+    for argv, quick in ((["--quick"], True), ([], None)):
+        a = _args(*argv, "--runs-dir", str(tmp_path / f"runs{len(argv)}"),
+                  "--logs-dir", str(tmp_path / "logs"))
+        runner = Runner(r20, schedule(r20, a), RunConfig.from_args(a), out=io.StringIO())
+        os.makedirs(runner.runs, exist_ok=True)
+        os.makedirs(runner.logs, exist_ok=True)
+        runner.load_state()
+        runner.write_meta()
+        with open(os.path.join(runner.logs, "experiment.json")) as f:
+            meta = json.load(f)
+        assert meta.get("quick") is quick and meta["model"].endswith("(quick)") == bool(quick)
 
 
 def test_choose_scale_best_top1_then_lower_loss():

@@ -107,6 +107,10 @@ class Runner(TrainingMixin, BiPatternMixin, BQMixin):
                     full_net=self.exp.full.name, schedule=self.sched,
                     written_by="tools/run_experiment.py")
         ref = None if self.quick else REFERENCE.get(self.exp.full.name)
+        if self.quick:
+            meta["quick"] = True        # a smoke run: the comparisons leave it out
+        else:
+            meta.pop("quick", None)
         if ref:
             meta["reference"] = ref
         else:

@@ -117,8 +117,12 @@ class Group:
 def choose_group(exps, slot_of):
     """The Group of the schedule covering the most slots (``slot_of(exp)``:
     the depth, the experiment name), ties: more iterations, then the first
-    folder; None when no experiment has a slot and a schedule."""
-    cands = [(e, schedule_of(e)) for e in exps if slot_of(e) is not None]
+    folder; None when no experiment has a slot and a schedule. A quick run
+    (experiment.json ``"quick": true``: minutes of training, tests on a
+    subset) shows the procedure, not a result: it has no slot, so it is in
+    no comparison, not even among the others."""
+    exps = [e for e in exps if not e.meta.get("quick") and slot_of(e) is not None]
+    cands = [(e, schedule_of(e)) for e in exps]
     cands = [(e, s) for e, s in cands if s is not None]
     best, best_score = None, None
     for _, wide in cands:
@@ -135,7 +139,7 @@ def choose_group(exps, slot_of):
     members = {k: max(v, key=lambda e: (len(e.results), -v.index(e)))
                for k, v in slots.items()}
     chosen = {id(e) for e in members.values()}
-    others = [e for e in exps if slot_of(e) is not None and id(e) not in chosen]
+    others = [e for e in exps if id(e) not in chosen]
     return Group(dict(wide), dict(sorted(members.items())), others)
 
 
@@ -545,10 +549,10 @@ def groups(exps, root, say, depth_what="depth trend", small_what="small-network 
     depths, small = depth_group(exps), small_group(exps)
     if depths is None:
         say(f"no {depth_what}: no experiment of a cifar10-resnet<depth> net with a recorded "
-            f"schedule under {root}")
+            f"schedule (quick runs left out) under {root}")
     if small is None:
         say(f"no {small_what}: no {', '.join(SMALL_EXPERIMENTS)} experiment with "
-            f"a recorded schedule under {root}")
+            f"a recorded schedule (quick runs left out) under {root}")
     return depths, small
 
 
