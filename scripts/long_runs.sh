@@ -12,6 +12,9 @@
 #
 # Then commit logs/ and resume/ (tests/test_committed_results.py checks that the
 # tables are the logs'). SEPNETS_RUN_WORKTREE (default ../run) names the worktree.
+# As root, `start` runs the queues at nice -5 and turns the kernel's autogroup
+# scheduling off for the whole machine (/proc/sys/kernel/sched_autogroup_enabled = 0,
+# until reboot), so that niced work in other sessions keeps off the runs' cores.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WT=${SEPNETS_RUN_WORKTREE:-$(cd "$ROOT/.." && pwd)/run}
@@ -25,8 +28,6 @@ QUEUE2=("experiments/small-nets-sepnet.toml --until 1b_full_bn"
         "experiments/small-nets-squeezenet.toml"
         "experiments/small-nets-sepnet.toml"
         "experiments/resnet44.toml")
-# The run folders (logs/<run>/, runs/<run>/, resume/<run>/) of these experiments.
-RUN_FOLDERS=(resnet56 resnet32 small-nets resnet44)
 
 shared_dir() {
   if [ -n "${SEPNETS_SHARED_DIR:-}" ]; then echo "$SEPNETS_SHARED_DIR"
@@ -34,12 +35,31 @@ shared_dir() {
   fi
 }
 
+# "<file> <run> <experiment>" for each experiment file of the queues, once each: its
+# `run` key (default: the file's name), which names logs/<run>/, runs/<run>/ and
+# resume/<run>/, and its `experiment` key.
+queue_runs() {
+  local line files=()
+  for line in "${QUEUE1[@]}" "${QUEUE2[@]}"; do files+=("${line%% *}"); done
+  python3 - "$ROOT" "${files[@]}" <<'EOF'
+import os, sys, tomllib
+root, seen = sys.argv[1], set()
+for f in sys.argv[2:]:
+    if f not in seen:
+        seen.add(f)
+        with open(os.path.join(root, f), "rb") as fh:
+            d = tomllib.load(fh)
+        print(f, d.get("run", os.path.splitext(os.path.basename(f))[0]), d["experiment"])
+EOF
+}
+
 # The run folders that train in the worktree (its runs/<run>/ is there): their logs
 # and kits there are newer than any commit; the worktree's other ones are a commit's.
 runs_here() {
-  for run in "${RUN_FOLDERS[@]}"; do
+  local toml run exp
+  queue_runs | while read -r toml run exp; do
     if [ -d "$WT/runs/$run" ]; then echo "$run"; fi
-  done
+  done | sort -u
 }
 
 alive() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
@@ -150,33 +170,39 @@ cmd_stop() {
 
 cmd_sync() {
   if [ ! -d "$WT" ]; then say "no worktree at $WT: nothing to sync"; exit 1; fi
-  local here run line toml seen=" "
+  local here run toml exp state failed=0
   here=$(runs_here)
+  # Kits first, then logs: the log parser drops what a resumed run logged after its
+  # snapshot, so logs newer than their kit are harmless; a kit newer than its logs is not.
+  while read -r toml run exp; do
+    state="$WT/runs/$run/$exp/state.json"
+    if [ ! -f "$state" ]; then
+      say "$toml: not started, no kit"
+    elif python3 -c 'import json, sys; sys.exit(not json.load(open(sys.argv[1])).get("finished"))' \
+        "$state" 2>/dev/null; then
+      say "$toml: finished, no kit needed"
+    elif ! (cd "$WT" && .venv/bin/python tools/run_experiment.py "$toml" --resume-kit save \
+              | sed 's/^/  /'; exit "${PIPESTATUS[0]}"); then
+      failed=1
+    fi
+  done < <(queue_runs)
   for run in $here; do
     mkdir -p "$ROOT/logs/$run"
     # The run's story (README.md) is written in this checkout, not by the runner.
     (cd "$WT/logs/$run" && tar cf - --exclude=README.md .) | (cd "$ROOT/logs/$run" && tar xf -)
-    say "logs/$run copied"
-  done
-  for line in "${QUEUE1[@]}" "${QUEUE2[@]}"; do
-    toml=${line%% *}
-    case "$seen" in *" $toml "*) continue ;; esac
-    seen="$seen$toml "
-    if [ ! -f "$WT/$toml" ]; then continue; fi
-    (cd "$WT" && .venv/bin/python tools/run_experiment.py "$toml" --resume-kit save 2>&1 \
-      | sed 's/^/  /') || true
-  done
-  for run in $here; do
     rm -rf "$ROOT/resume/$run"
-    if [ -d "$WT/resume/$run" ]; then
-      cp -a "$WT/resume/$run" "$ROOT/resume/$run"
-      say "resume/$run copied"
-    fi
+    if [ -d "$WT/resume/$run" ]; then cp -a "$WT/resume/$run" "$ROOT/resume/$run"; fi
+    say "logs/$run and resume/$run copied"
   done
   say "tables and figures: tools/parse_logs.py, tools/plot_logs.py"
   (cd "$ROOT" && .venv/bin/python tools/parse_logs.py logs/quick --quiet >/dev/null \
     && .venv/bin/python tools/parse_logs.py logs/ --quiet >/dev/null \
     && .venv/bin/python tools/plot_logs.py logs/ >/dev/null)
+  if [ "$failed" != 0 ]; then
+    say "a kit was not saved (the error above); its older kit was copied, which still"
+    say "resumes (a little further back than the logs); fix the error and sync again"
+    exit 1
+  fi
   say "now: git add logs resume && git commit"
 }
 
@@ -185,5 +211,5 @@ case "${1:-}" in
   status) cmd_status ;;
   stop) cmd_stop ;;
   sync) cmd_sync ;;
-  *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
