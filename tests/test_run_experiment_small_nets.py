@@ -159,3 +159,14 @@ def test_baseline_experiment_runs_step_1_alone(repo_root, tiny_cifar, tmp_path):
     assert set(state["steps"]) == {"1_full", "1b_full_bn"} and state.get("finished")
     table = (logs / "results.md").read_text()
     assert "MobileNet 0.5" in table and "BiPattern" in table
+
+
+def test_best_pattern_model_rule():
+    """One rule picks the best pattern model for step 5 and for the depth
+    table's gap: the best finite top-1, ties to the earlier step."""
+    from sepnets.pipeline.bq import best_of
+    nan = float("nan")
+    assert best_of([0.80, 0.83, 0.83, 0.82]) == 1
+    assert best_of([None, nan, 0.5, 0.6]) == 3
+    assert best_of([0.7, None, nan, 0.7]) == 0
+    assert best_of([None, nan]) is None and best_of([]) is None

@@ -29,22 +29,22 @@ SOURCES = ("3_refined", "3b_refined_bn", "4_ste", "4b_ste_bn")
 PACKED = "bq.sepnet"
 
 
+def best_of(top1s):
+    """The index of the best top-1 in `top1s` (one per pattern model, in the
+    procedure's order; None or NaN where there is none), ties to the earlier
+    one; None when none counts. The one rule for "the best pattern model":
+    step 5 packs it and the depth table's gap names it."""
+    scored = [(v, -i) for i, v in enumerate(top1s) if v is not None and math.isfinite(v)]
+    return -max(scored)[1] if scored else None
+
+
 def best_source(done, logs):
     """(step, model, net) of the best top-1 among the finished pattern steps
     in `done` (their logs in `logs`); ties: the earlier step."""
-    best, key = None, None
-    for i, step in enumerate(SOURCES):
-        if step not in done:
-            continue
-        model, net, _ = done[step]
-        path = os.path.join(logs, f"{step}.log")
-        top1 = parse_log(path).accuracy().top1 if os.path.isfile(path) else None
-        if top1 is None or not math.isfinite(top1):
-            continue
-        k = (top1, -i)
-        if key is None or k > key:
-            best, key = (step, model, net), k
-    return best
+    steps = [s for s in SOURCES if s in done]
+    logs_of = [os.path.join(logs, f"{s}.log") for s in steps]
+    i = best_of([parse_log(p).accuracy().top1 if os.path.isfile(p) else None for p in logs_of])
+    return None if i is None else (steps[i], *done[steps[i]][:2])
 
 
 class BQMixin:

@@ -57,7 +57,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..compress.compare_patterns import RECORD as _SIGN_RECORD, read_record
-from ..pipeline.bq import SOURCES as _BQ_SOURCES
+from ..pipeline.bq import SOURCES as _BQ_SOURCES, best_of
 from ..pipeline.config import RESULT_KEYS
 from ..pipeline.steps import BY_NAME, STEPS, possible_steps
 from .paper import PAPER_LABEL, PAPER_SMALL, RELEASE_CIFAR10, RELEASE_LABEL
@@ -185,10 +185,10 @@ def gap(exp, key):
 
 
 def best_pattern(exp):
-    """The key of the pattern model with the best top-1 (ties: the earlier step)."""
-    scored = [(_top1(exp.results.get(k)), -i, k) for i, k in enumerate(PATTERN_KEYS)
-              if _top1(exp.results.get(k)) is not None]
-    return max(scored)[2] if scored else None
+    """The key of the pattern model with the best top-1 (ties: the earlier
+    step): step 5's rule (:func:`sepnets.pipeline.bq.best_of`)."""
+    i = best_of([_top1(exp.results.get(k)) for k in PATTERN_KEYS])
+    return None if i is None else PATTERN_KEYS[i]
 
 
 def sign_flips(exp):
