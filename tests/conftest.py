@@ -83,8 +83,8 @@ def run_tool(name, argv):
 @pytest.fixture(scope="session")
 def cifar(tmp_path_factory, shared_dir, caffe):
     """The tiny CIFAR-10 net the quant/size/pack tests share, trained once per
-    session (test_quant_pattern_net.trained_cifar)."""
-    from test_quant_pattern_net import trained_cifar
+    session (tiny_cifar_net.trained_cifar)."""
+    from tiny_cifar_net import trained_cifar
     return trained_cifar(tmp_path_factory, shared_dir, caffe)
 
 

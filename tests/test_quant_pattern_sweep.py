@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_tool
 
-from test_quant_pattern_net import BATCH
+from tiny_cifar_net import BATCH
 
 BATCHES = 4
 OFFSETS = "0.02:0.09:0.01"

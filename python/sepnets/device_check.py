@@ -139,7 +139,7 @@ def cmd_train_summary(a):
     return 0
 
 
-def losses_agree(cpu_log, gpu_log, tolerance):
+def compare_losses(cpu_log, gpu_log):
     """(common iterations, CPU losses, GPU losses, largest relative difference)
     of two training logs of the same seeded run."""
     from .caffeio.log import parse_log
@@ -158,7 +158,7 @@ def losses_agree(cpu_log, gpu_log, tolerance):
 
 def cmd_losses_agree(a):
     """CPU and GPU training from the same model and seed log the same losses."""
-    its, cpu, gpu, worst = losses_agree(a.cpu_log, a.gpu_log, a.tolerance)
+    its, cpu, gpu, worst = compare_losses(a.cpu_log, a.gpu_log)
     print("training loss at iterations " + ", ".join(map(str, its)) + ": CPU "
           + " ".join(f"{v:g}" for v in cpu) + ", GPU " + " ".join(f"{v:g}" for v in gpu)
           + f"; largest difference {worst:.2g}")
