@@ -361,7 +361,8 @@ def test_small_reading(small_logs, tmp_path):
     stated with their sizes; with MobileNet finished, the verdict on it."""
     g = cmp.small_group(_load(small_logs))
     points = cmp.small_points(g, cmp.depth_group(_load(small_logs)))
-    costs = {p.net: cmp.Cost(p2, b, 1) for p, p2, b in
+    from sepnets.compress.model_summary import Cost
+    costs = {p.net: Cost(p2, b, 1) for p, p2, b in
              zip(points, (800_000, 800_000, 800_000, 800_000, 800_000, 700_000, 1, 1),
                  (3_330_000, 910_000, 910_000, 350_000, 3_340_000, 2_950_000, 1, 1))}
     text = cmp.small_reading(points, costs)
@@ -405,6 +406,12 @@ def test_small_net_sizes_and_params_are_model_summarys(small_logs):
         checked.add(point.net)
     assert checked >= {"cifar10-sepnet-r", "cifar10-sepnet-b", "cifar10-sepnet-bq",
                        "cifar10-mobilenet", "cifar10-squeezenet"}
+    # the counts the generator documents (netgen/baselines.py, docs/networks.md): the
+    # three nets matched in parameters as the paper matched them
+    counts = {p.net: want[p.net][1].counts["total"]
+              for p in cmp.small_points(cmp.small_group(exps), cmp.depth_group(exps))}
+    assert (counts["cifar10-sepnet-r"], counts["cifar10-mobilenet"],
+            counts["cifar10-squeezenet"]) == (823_754, 823_722, 732_010)
     # SEP-Net-B stores 1-bit patterns, BQ also 8-bit 1x1/FC: smaller in that order
     size = {k: float(v[1]) for k, v in rows.items() if k.startswith("SEP-Net")}
     assert size["SEP-Net-BQ"] < size["SEP-Net-B (fixed patterns)"] < \

@@ -2,8 +2,10 @@
 size table of every generated net beside the paper's sizes, priced by the
 precision rules of :mod:`sepnets.compress.sizes`.
 """
+import functools
 import json
 import os
+from dataclasses import dataclass
 
 from .. import REPO_ROOT
 from ..caffeio.proto import read_prototxt
@@ -81,6 +83,30 @@ def catalog_summaries(names=None):
         for row, bq in rows:
             layers = net_layer_sizes(net, deploy, bq, baked=baked, shapes=shapes[deploy])
             out.append((row, e, Summary(row, layers)))
+    return out
+
+
+@dataclass
+class Cost:
+    """What a comparison table says of one net besides its accuracy."""
+    params: int               # learned parameters (the project's counter)
+    nbytes: int               # size as stored (compress.sizes' rules)
+    macs: int                 # multiply-adds per image
+
+
+@functools.lru_cache(maxsize=None)
+def net_costs(names):
+    """{catalog name: Cost} of the generated deploy prototxts (pycaffe), for
+    a tuple of catalog names: the one pricing of a comparison's nets (the
+    small-network table in logs/RESULTS.md and `gen_prototxt.py --summary`)."""
+    from ..netgen.params import multiply_adds
+    out, macs = {}, {}
+    for row, entry, s in catalog_summaries(set(names)):
+        if row not in names:
+            continue
+        if entry.deploy not in macs:
+            macs[entry.deploy] = multiply_adds(os.path.join(REPO_ROOT, entry.deploy))
+        out[row] = Cost(s.counts["total"], s.nbytes, macs[entry.deploy])
     return out
 
 

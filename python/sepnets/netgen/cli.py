@@ -133,30 +133,25 @@ def small_nets_table():
     """Markdown: the CIFAR-10 forms of the small-network comparison with their
     parameters, multiply-adds per 32 x 32 image and size as stored (the
     precision rules of compress.sizes: fp32, 1 bit per pattern weight plus a
-    scale per filter, 8 bits for BQ's 1x1/FC weights), ResNets for reference."""
-    from google.protobuf import text_format
-
-    from ..compress.sizes import MB, summarize
-    from . import params
-    by = cat.by_name()
-    base = None
+    scale per filter, 8 bits for BQ's 1x1/FC weights), ResNets for reference;
+    priced as logs/RESULTS.md prices them (model_summary.net_costs)."""
+    from ..compress.model_summary import net_costs
+    from ..compress.sizes import MB
+    names = cat.CIFAR10_SMALL + SMALL_NETS_REFERENCES
+    costs, by = net_costs(tuple(names)), cat.by_name()
+    base = costs[names[0]].params
     out = ["The small-network comparison on CIFAR-10 (the CIFAR-10 forms of the paper's "
            "ImageNet nets; the adaptation rule is in `python/sepnets/netgen/baselines.py`), "
            "per 32 x 32 image:", "",
            "| net | params | vs SEP-Net-R | multiply-adds (M) | size as stored (MB) | stored as |",
            "|---|---:|---:|---:|---:|---|"]
-    for name in cat.CIFAR10_SMALL + SMALL_NETS_REFERENCES:
-        e = by[name]
-        deploy = os.path.join(REPO_ROOT, e.deploy)
-        text = text_format.MessageToString(e.net(True))
-        total = params.count(text, e.pattern_layers)["total"]
-        base = base or total
-        size = summarize(deploy, bq=e.kind == "bq").nbytes / MB
+    for name in names:
+        c = costs[name]
         how = {"full": "fp32", "pattern": "1-bit k x k patterns, rest fp32",
-               "bq": "1-bit patterns, 8-bit 1x1/FC, rest fp32"}[e.kind]
+               "bq": "1-bit patterns, 8-bit 1x1/FC, rest fp32"}[by[name].kind]
         ref = " (reference)" if name in SMALL_NETS_REFERENCES else ""
-        out.append(f"| {name}{ref} | {_fmt(total)} | {total / base - 1:+.1%} | "
-                   f"{params.multiply_adds(text) / 1e6:.1f} | {size:.3f} | {how} |")
+        out.append(f"| {name}{ref} | {_fmt(c.params)} | {c.params / base - 1:+.1%} | "
+                   f"{c.macs / 1e6:.1f} | {c.nbytes / MB:.3f} | {how} |")
     return "\n".join(out)
 
 

@@ -18,10 +18,11 @@ A figure with nothing to plot is not written (the tool says so in one line).
 import math
 import os
 
+from ..compress.model_summary import net_costs
 from ..errors import UserError
 from ..fileio import atomic_path
 from .comparisons import (DEPTH_FIGURE, SMALL_FIGURE, SMALL_ROWS, _top1, finished, gap, groups,
-                          net_costs, small_points)
+                          small_points)
 from .paper import PAPER_LABEL, PAPER_SMALL, RELEASE_CIFAR10, RELEASE_LABEL
 from .results import TITLES, readable
 

@@ -57,6 +57,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..compress.compare_patterns import RECORD as _SIGN_RECORD, read_record
+from ..compress.model_summary import net_costs
 from ..pipeline.bq import SOURCES as _BQ_SOURCES, best_of
 from ..pipeline.config import RESULT_KEYS
 from ..pipeline.steps import BY_NAME, STEPS, possible_steps
@@ -326,7 +327,7 @@ def depth_reading(group, digits=4):
         trend, release = _trend(fixed), _trend(theirs)
         text = (f"**Reading**: Full - Refined (fixed patterns) {trend} with depth here "
                 f"({_series(fixed, pd)} points)"
-                + ((f"; in the release it "
+                + (("; in the release it "
                     + ("does too" if release == trend == "falls" else release)
                     + f" ({_series(theirs, pd)}).") if len(theirs) >= 2 else
                    "; the release has fewer than two of these depths."))
@@ -386,29 +387,6 @@ SMALL_EXPERIMENTS = tuple(dict.fromkeys(r.experiment for r in SMALL_ROWS))
 def small_group(exps):
     return choose_group(exps, lambda e: e.meta.get("name")
                         if e.meta.get("name") in SMALL_EXPERIMENTS else None)
-
-
-@dataclass
-class Cost:
-    params: int               # learned parameters (the project's counter)
-    nbytes: int               # size as stored (compress.sizes' rules)
-    macs: int                 # multiply-adds per image
-
-
-@functools.lru_cache(maxsize=None)
-def net_costs(names):
-    """{catalog name: Cost} of the generated deploy prototxts (pycaffe)."""
-    from .. import REPO_ROOT
-    from ..compress.model_summary import catalog_summaries
-    from ..netgen.params import multiply_adds
-    out, macs = {}, {}
-    for row, entry, s in catalog_summaries(set(names)):
-        if row not in names:
-            continue
-        if entry.deploy not in macs:
-            macs[entry.deploy] = multiply_adds(os.path.join(REPO_ROOT, entry.deploy))
-        out[row] = Cost(s.counts["total"], s.nbytes, macs[entry.deploy])
-    return out
 
 
 @dataclass
