@@ -29,21 +29,10 @@ if [ ! -f "$(dirname "$NVCC")/../include/cublas_v2.h" ]; then
     ls "$dl"/nvidia_cublas-*.whl >/dev/null 2>&1 && ls "$dl"/nvidia_curand-*.whl >/dev/null 2>&1 ||
       .venv/bin/pip download -q --no-deps --disable-pip-version-check -d "$dl" nvidia-cublas nvidia-curand ||
       die "pip download nvidia-cublas nvidia-curand failed"
-    .venv/bin/python - "$dl" "$HDRS" <<'PY'
-import glob, os, sys, zipfile
-dl, out = sys.argv[1:]
-os.makedirs(os.path.join(out, "include"), exist_ok=True)
-for whl in sorted(glob.glob(os.path.join(dl, "nvidia_cublas-*.whl")) +
-                 glob.glob(os.path.join(dl, "nvidia_curand-*.whl"))):
-    with zipfile.ZipFile(whl) as z:
-        for m in z.namelist():
-            if "/include/" in m and not m.endswith("/"):
-                dst = os.path.join(out, "include", m.split("/include/", 1)[1])
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                with z.open(m) as src, open(dst + ".part", "wb") as f:
-                    f.write(src.read())
-                os.replace(dst + ".part", dst)
-PY
+    # all or nothing: an interrupted extraction is never taken for a finished one
+    .venv/bin/python -m sepnets.caffeio.env wheel-headers "$HDRS/include" /include/ \
+      cublas_v2.h,curand.h "$dl"/nvidia_cublas-*.whl "$dl"/nvidia_curand-*.whl ||
+      die "cannot read the cuBLAS/cuRAND headers from the downloaded wheels"
   fi
   INC="-DSEPNETS_CUDA_CHECK_INCLUDE=$HDRS/include"
 fi
@@ -52,7 +41,7 @@ fi
 # include/ folders of the downloaded wheels (the libraries are not needed).
 LIBHDRS="$ROOT/third_party/cuda-headers"
 for lib in cudnn nccl; do
-  inc=$(.venv/bin/python -c "import nvidia, os; print(next((os.path.join(p, '$lib', 'include') for p in nvidia.__path__ if os.path.isfile(os.path.join(p, '$lib', 'include', '$lib.h'))), ''))" 2>/dev/null || true)
+  inc=$(.venv/bin/python -m sepnets.caffeio.env nvidia-include "$lib" 2>/dev/null || true)
   if [ -z "$inc" ]; then
     inc="$LIBHDRS/$lib/include"
     if [ ! -f "$inc/$lib.h" ]; then
@@ -63,22 +52,9 @@ for lib in cudnn nccl; do
         .venv/bin/pip download -q --no-deps --disable-pip-version-check -d "$dl" "nvidia-$lib-cu13" ||
           die "pip download nvidia-$lib-cu13 failed"
       fi
-      .venv/bin/python - "$dl" "$lib" "$LIBHDRS/$lib" <<'PY' || die "cannot read the $lib headers from the nvidia-$lib-cu13 wheel"
-import glob, os, sys, zipfile
-dl, lib, out = sys.argv[1:]
-whl = sorted(glob.glob(os.path.join(dl, f"nvidia_{lib}_cu13-*.whl")))[-1]
-prefix = f"nvidia/{lib}/include/"
-with zipfile.ZipFile(whl) as z:
-    for m in z.namelist():
-        if m.startswith(prefix) and not m.endswith("/"):
-            dst = os.path.join(out, "include", m[len(prefix):])
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with z.open(m) as src, open(dst + ".part", "wb") as f:
-                f.write(src.read())
-            os.replace(dst + ".part", dst)
-if not os.path.isfile(os.path.join(out, "include", f"{lib}.h")):
-    sys.exit(f"{whl} has no {lib}.h")
-PY
+      whl=$(ls "$dl"/nvidia_${lib}_cu13-*.whl | sort | tail -n 1)
+      .venv/bin/python -m sepnets.caffeio.env wheel-headers "$inc" "nvidia/$lib/include/" \
+        "$lib.h" "$whl" || die "cannot read the $lib headers from $whl"
     fi
   fi
   INC="$INC -DSEPNETS_$(echo "$lib" | tr a-z A-Z)_CHECK_INCLUDE=$inc"

@@ -2,10 +2,11 @@
 libraries of the nvidia wheels, and importing pycaffe without glog flooding
 the terminal.
 
-``python -m sepnets.caffeio.env nvidia-dir`` prints the wheels' folder, and
+``python -m sepnets.caffeio.env nvidia-dir`` prints the wheels' folder,
 ``nvidia-lib-path`` the library folders of every nvidia wheel the CUDA build
-uses (cuBLAS/cuRAND, cuDNN, NCCL), so that shell scripts ask this one place
-too."""
+uses (cuBLAS/cuRAND, cuDNN, NCCL), ``nvidia-include LIB`` an installed
+cuDNN/NCCL wheel's headers, and ``wheel-headers`` extracts downloaded wheels'
+headers (all or nothing), so that shell scripts ask this one place too."""
 import os
 import shutil
 
@@ -112,14 +113,76 @@ def nvidia_lib_dirs():
     return dirs
 
 
+def nvidia_include(name):
+    """``include`` of the installed nvidia-<name>-cu13 wheel (cuDNN, NCCL) when
+    it has ``<name>.h``, else None."""
+    try:
+        import nvidia
+    except ImportError:
+        return None
+    for root in list(getattr(nvidia, "__path__", [])):
+        d = os.path.join(root, name, "include")
+        if os.path.isfile(os.path.join(d, f"{name}.h")):
+            return d
+    return None
+
+
+def extract_headers(wheels, marker, out, required):
+    """Write every file of the `wheels` whose member path contains `marker`
+    (e.g. ``/include/``, ``nvidia/cudnn/include/``) under `out`, at the path
+    after the marker. All or nothing: the files go to ``out.part``, which
+    becomes `out` only when each of `required` (paths under `out`) is there,
+    so an interrupted extraction is never taken for a finished one."""
+    import zipfile
+    part = out + ".part"
+    shutil.rmtree(part, ignore_errors=True)
+    for whl in wheels:
+        try:
+            with zipfile.ZipFile(whl) as z:
+                for m in z.namelist():
+                    if marker in m and not m.endswith("/"):
+                        dst = os.path.join(part, m.split(marker, 1)[1])
+                        os.makedirs(os.path.dirname(dst), exist_ok=True)
+                        with z.open(m) as src, open(dst, "wb") as f:
+                            shutil.copyfileobj(src, f)
+        except zipfile.BadZipFile as e:
+            shutil.rmtree(part, ignore_errors=True)
+            raise UserError(whl, f"not a readable wheel ({e})") from None
+    missing = [r for r in required if not os.path.isfile(os.path.join(part, r))]
+    if missing:
+        shutil.rmtree(part, ignore_errors=True)
+        raise UserError(wheels[0] if wheels else out, f"no {missing[0]} under '{marker}' in "
+                        f"{', '.join(os.path.basename(w) for w in wheels) or 'no wheel'}")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(part, out)
+
+
+_USAGE = """usage: python -m sepnets.caffeio.env nvidia-dir        # the nvidia wheels' folder (exit 1 if none)
+       python -m sepnets.caffeio.env nvidia-lib-path   # their library folders, ':'-joined (exit 1 if none)
+       python -m sepnets.caffeio.env nvidia-include LIB  # include/ of the installed LIB wheel (exit 1 if none)
+       python -m sepnets.caffeio.env wheel-headers OUT MARKER REQUIRED[,REQUIRED...] WHEEL...
+                                                       # their headers into OUT, all or nothing"""
+
+
 def main(argv=None):
     import sys
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nvidia-include"] and len(argv) == 2:
+        d = nvidia_include(argv[1])
+        if d is None:
+            return 1
+        print(d)
+        return 0
+    if argv[:1] == ["wheel-headers"] and len(argv) >= 5:
+        out, marker, required = argv[1], argv[2], argv[3].split(",")
+        try:
+            extract_headers(argv[4:], marker, out, required)
+        except (UserError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     if argv not in (["nvidia-dir"], ["nvidia-lib-path"]):
-        print("usage: python -m sepnets.caffeio.env nvidia-dir        # the nvidia wheels' "
-              "folder (exit 1 if none)\n"
-              "       python -m sepnets.caffeio.env nvidia-lib-path   # their library "
-              "folders, ':'-joined (exit 1 if none)", file=sys.stderr)
+        print(_USAGE, file=sys.stderr)
         return 2
     if argv == ["nvidia-lib-path"]:
         dirs = nvidia_lib_dirs()
