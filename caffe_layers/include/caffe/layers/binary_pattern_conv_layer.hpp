@@ -66,6 +66,9 @@ class BinaryPatternConvolutionLayer : public DnnlConvolutionLayer<Dtype> {
   virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
 
+  /// Shapes effective_weights_ and scales_ after W; every engine's Reshape
+  /// calls it, so a buffer added here reaches them all.
+  void ReshapePatternBuffers();
   /// Fills scales_ and effective_weights_ from W (and the alpha blob).
   void Binarize_cpu();
   void Binarize_gpu();

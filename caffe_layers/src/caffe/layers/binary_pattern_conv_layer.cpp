@@ -75,6 +75,11 @@ template <typename Dtype>
 void BinaryPatternConvolutionLayer<Dtype>::Reshape(
     const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top) {
   DnnlConvolutionLayer<Dtype>::Reshape(bottom, top);
+  ReshapePatternBuffers();
+}
+
+template <typename Dtype>
+void BinaryPatternConvolutionLayer<Dtype>::ReshapePatternBuffers() {
   effective_weights_.ReshapeLike(*this->blobs_[0]);
   scales_.Reshape(vector<int>(1, this->blobs_[0]->shape(0)));
 }

@@ -26,8 +26,7 @@ void CuDNNBinaryPatternConvolutionLayer<Dtype>::Reshape(
   // The base class's Reshape without oneDNN's CPU primitives: this engine's
   // CPU passes (CPU mode after creation) are Caffe's own.
   ConvolutionLayer<Dtype>::Reshape(bottom, top);
-  this->effective_weights_.ReshapeLike(*this->blobs_[0]);
-  this->scales_.Reshape(vector<int>(1, this->blobs_[0]->shape(0)));
+  this->ReshapePatternBuffers();
   CHECK_EQ(2, this->num_spatial_axes_)
       << "BinaryPatternConvolution layer '" << this->layer_param_.name()
       << "': the cuDNN engine takes 2 spatial axes; use "

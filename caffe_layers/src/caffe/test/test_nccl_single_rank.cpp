@@ -1,7 +1,9 @@
 // Caffe's NCCL class with a single rank, as pycaffe drives it (python/train.py:
 // NCCL(solver, new_uid()), bcast(), solver.add_callback(nccl), and with
 // layer_wise_reduce net.after_backward(nccl)): its broadcast and all-reduce
-// run, and training goes exactly as without NCCL. `caffe train -gpu all`
+// run (counted: with one rank they change no number, so equal training alone
+// would pass with NCCL never called), and training goes exactly as without
+// NCCL. `caffe train -gpu all`
 // takes the NCCL path only with two or more GPUs (and NCCL refuses one device
 // twice), so this is as much of the multi-GPU code as one GPU runs.
 #ifdef USE_NCCL
@@ -19,6 +21,25 @@
 #include "caffe/test/test_caffe_main.hpp"
 
 namespace caffe {
+
+// NCCL that counts the all-reduce calls the solver and the net make.
+class CountingNCCL : public NCCL<float> {
+ public:
+  CountingNCCL(shared_ptr<Solver<float> > solver, const string& uid)
+      : NCCL<float>(solver, uid), whole_reduces_(0), layer_reduces_(0) {}
+  int whole_reduces_;  // on_gradients_ready: one an iteration
+  int layer_reduces_;  // run(layer): after each layer's backward (layer-wise)
+
+ protected:
+  void on_gradients_ready() {
+    ++whole_reduces_;
+    NCCL<float>::on_gradients_ready();
+  }
+  void run(int layer) {
+    ++layer_reduces_;
+    NCCL<float>::run(layer);
+  }
+};
 
 class NCCLSingleRankTest : public GPUDeviceTest<float> {
  protected:
@@ -52,7 +73,7 @@ class NCCLSingleRankTest : public GPUDeviceTest<float> {
     plain->Step(5);
     shared_ptr<Solver<float> > synced = MakeSolver(layer_wise_reduce);
     {
-      NCCL<float> nccl(synced, NCCL<float>::new_uid());
+      CountingNCCL nccl(synced, NCCL<float>::new_uid());
       nccl.Broadcast();
       synced->add_callback(&nccl);
       if (layer_wise_reduce) {
@@ -60,6 +81,12 @@ class NCCLSingleRankTest : public GPUDeviceTest<float> {
       }
       synced->Step(5);
       Caffe::set_multiprocess(false);  // set by NCCL's multi-process constructor
+      EXPECT_EQ(5, nccl.whole_reduces_);  // NCCL reduces (whole or by layer) in each
+      if (layer_wise_reduce) {
+        EXPECT_GE(nccl.layer_reduces_, 5);
+      } else {
+        EXPECT_EQ(0, nccl.layer_reduces_);
+      }
       // Equal up to cuDNN's atomic (non-deterministic) filter gradients.
       const vector<Blob<float>*>& a = plain->net()->learnable_params();
       const vector<Blob<float>*>& b = synced->net()->learnable_params();
