@@ -308,7 +308,8 @@ def small_logs(logs):
     step 5 (BQ), MobileNet (step 1 unfinished), no SqueezeNet."""
     sched = _sched(iters=8000, snapshot=100)
     _experiment(logs, "small-nets", "cifar10-sepnet", "cifar10-sepnet-r", sched, {
-        "1_full.log": _train(0.82), "2_bipattern_mean.log": _eval(0.2, 0.6),
+        "1_full.log": _train(0.82), "1b_full_bn.log": _eval(0.83),
+        "2_bipattern_mean.log": _eval(0.2, 0.6),
         "3_refined.log": _train(0.71), "4_ste.log": _train(0.75),
         "4b_ste_bn.log": _eval(0.77), "5_bq.log": _eval(0.765, 0.985)},
         model="SEP-Net", bq_from="4b_ste_bn", bq_bytes=346913)
@@ -349,10 +350,16 @@ def test_small_net_table(small_logs):
     assert acc["MobileNet 0.5"] == "0.6900 <br /> 0.9900 <br /> (unfinished, iteration 40)"
     assert acc["SqueezeNet"] == "- <br /> -" and rows["SqueezeNet"][-1].startswith("not run")
     assert acc["ResNet-20 (reference)"] == "0.8500 <br /> 0.9900"
-    assert rows["SEP-Net-R (full precision)"][4:7] == ["1.3 M", "5.2", "65.8 %"]
-    assert rows["SEP-Net-BQ"][4:7] == ["-", "1.3", "63.5 %"]
-    assert rows["SqueezeNet"][4:7] == ["1.2 M", "4.8", "60.4 %"]
-    assert rows["ResNet-56 (reference)"][4:7] == ["-", "-", "-"]
+    assert rows["SEP-Net-R (full precision)"][5:8] == ["1.3 M", "5.2", "65.8 %"]
+    assert rows["SEP-Net-BQ"][5:8] == ["-", "1.3", "63.5 %"]
+    assert rows["SqueezeNet"][5:8] == ["1.2 M", "4.8", "60.4 %"]
+    assert rows["ResNet-56 (reference)"][5:8] == ["-", "-", "-"]
+    # the same models tested with re-estimated BatchNorm statistics, where a step did it
+    bn = {k: v[4] for k, v in rows.items()}
+    assert bn["SEP-Net-R (full precision)"] == "0.8300 <br /> 0.9900"   # 1b_full_bn.log
+    assert bn["SEP-Net-B (fixed patterns)"] == "- <br /> -"             # no 3b log here
+    assert bn["SEP-Net-B (STE, BN re-est.)"] == "n/a" and bn["SEP-Net-BQ"] == "n/a"
+    assert bn["ResNet-20 (reference)"] == "- <br /> -"
 
 
 def test_small_reading(small_logs, tmp_path):

@@ -399,6 +399,7 @@ class SmallPoint:
     paper: object = None      # PaperSmallNet, or None (references)
     note: str = ""
     reference: bool = False
+    step: str = "full"        # the step whose test `result` is
 
 
 def small_points(group, depths):
@@ -423,7 +424,8 @@ def small_points(group, depths):
             note = f"step 5: the {what} model packed"
             if isinstance(exp.meta.get("bq_bytes"), int):
                 note += f", .sepnet file {exp.meta['bq_bytes']:,} bytes"
-        points.append(SmallPoint(row.label, row.net, r, exp, PAPER_SMALL[row.paper], note))
+        points.append(SmallPoint(row.label, row.net, r, exp, PAPER_SMALL[row.paper], note,
+                                 step=row.step))
     for depth, exp in (depths.members.items() if depths else ()):
         points.append(SmallPoint(f"ResNet-{depth} (reference)", f"cifar10-resnet{depth}",
                                  exp.results.get("full"), exp, None,
@@ -431,9 +433,18 @@ def small_points(group, depths):
     return points
 
 
+def bn_twin(key):
+    """The step that tests `key`'s model with its BatchNorm statistics
+    re-estimated (full -> full_bn, refined -> refined_bn), or None."""
+    twin = f"{key}_bn"
+    return twin if any(s.key == twin for s in STEPS) else None
+
+
 def small_table(points, costs, root, digits=4):
     head = ["Model", "Params", "Size as stored (MB)", "Multiply-adds / image",
-            "CIFAR-10 top 1 <br /> top 5", f"Params ({PAPER_LABEL})",
+            "CIFAR-10 top 1 <br /> top 5",
+            "Same model, BN statistics re-estimated: top 1 <br /> top 5",
+            f"Params ({PAPER_LABEL})",
             f"Size, MB ({PAPER_LABEL})", f"Top 1 ({PAPER_LABEL})", "Notes"]
     rows = []
     for p in points:
@@ -446,11 +457,20 @@ def small_table(points, costs, root, digits=4):
             f"{c.nbytes / 1e6:.2f}" if c else "-",
             f"{c.macs / 1e6:.1f} M" if c else "-",
             step_cell(p.result, digits) if p.result is not None else _DASH,
+            _twin_cell(p, digits),
             f"{pp.params_m:g} M" if pp and pp.params_m else "-",
             f"{pp.size_mb:g}" if pp and pp.size_mb else "-",
             f"{pp.top1_pct:g} %" if pp and pp.top1_pct else "-",
             _md(p.note)])
     return _table(head, rows)
+
+
+def _twin_cell(point, digits):
+    twin = bn_twin(point.step)
+    if twin is None:
+        return "n/a"
+    r = point.exp.results.get(twin) if point.exp is not None else None
+    return step_cell(r, digits) if r is not None else _DASH
 
 
 def small_reading(points, costs, digits=4):
