@@ -254,3 +254,15 @@ def test_unknown_output_name_is_refused_before_writing(logs, flag):
     assert {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()} == before
     # a name some log has is still accepted
     assert _tool("parse_logs.py", logs, "--quiet", flag, "accuracy").returncode == 0
+
+
+def test_unfinished_step_without_a_test_yet(tmp_path):
+    """A training step that has logged losses but no test yet (a run just
+    started) is marked as such, not as tested at iteration None."""
+    from sepnets.report.parse_logs import step_cell
+    from sepnets.report.results import load_folders
+    d = tmp_path / "logs" / "run" / "cifar10-squeezenet"
+    d.mkdir(parents=True)
+    (d / "1_full.log").write_text(train_log({}, {0: 2.3, 50: 2.0}, done=False)[:-20])
+    (exp,) = load_folders(str(tmp_path / "logs"))
+    assert step_cell(exp.results["full"]) == "- <br /> - <br /> (unfinished, not tested yet)"

@@ -58,10 +58,12 @@ def table(experiments, digits=4):
 def step_cell(r, digits=4):
     """A step's cell: top-1 over top-5, "-" when the step has no log, and a
     training step whose log has not reached "Optimization Done." marked
-    unfinished with its last tested iteration (every table marks it so)."""
+    unfinished with its last tested iteration, or as not tested yet (every
+    table marks it so)."""
     cell = _cell(r.acc.top1, r.acc.top5, digits) if r else "- <br /> -"
     if r and r.log.kind != "test" and not r.log.complete:
-        cell += f" <br /> (unfinished, iteration {r.acc.iteration})"
+        cell += (" <br /> (unfinished, not tested yet)" if r.acc.iteration is None
+                 else f" <br /> (unfinished, iteration {r.acc.iteration})")
     return cell
 
 
