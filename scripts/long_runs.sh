@@ -9,6 +9,7 @@
 #   bash scripts/long_runs.sh status   # the last progress line of each queue
 #   bash scripts/long_runs.sh sync     # logs and resume kits into this checkout, tables and figures remade
 #   bash scripts/long_runs.sh stop     # SIGTERM: Caffe snapshots, the runner exits; `start` continues
+#   bash scripts/long_runs.sh list     # the queues: queue, experiment file (options), run folder, experiment
 #
 # Then commit logs/ and resume/ (tests/test_committed_results.py checks that the
 # tables are the logs'). SEPNETS_RUN_WORKTREE (default ../run) names the worktree.
@@ -206,10 +207,25 @@ cmd_sync() {
   say "now: git add logs resume && git commit"
 }
 
+cmd_list() {
+  local line toml run exp q=1 queue all
+  all=$(queue_runs)
+  for queue in QUEUE1 QUEUE2; do
+    local -n lines=$queue
+    for line in "${lines[@]}"; do
+      toml=${line%% *}
+      read -r _ run exp < <(grep "^$toml " <<< "$all")
+      printf 'queue%s\t%s\t%s\t%s\n' "$q" "$line" "$run" "$exp"
+    done
+    q=$((q + 1))
+  done
+}
+
 case "${1:-}" in
   start) cmd_start ;;
+  list) cmd_list ;;
   status) cmd_status ;;
   stop) cmd_stop ;;
   sync) cmd_sync ;;
-  *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

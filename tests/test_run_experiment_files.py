@@ -366,3 +366,23 @@ def test_depth_trend_files_share_the_headline_schedule():
         assert s["snapshot"] == 100, depth
         depths[depth] = cfg.run_name
     assert depths == {32: "resnet32", 44: "resnet44", 56: "resnet56"}
+
+
+def test_long_runs_queue_every_long_experiment():
+    """scripts/long_runs.sh list: the queues run every depth-trend and
+    small-network file, each once without options (after SEP-Net's step 1 with
+    --until), and the run folder the script copies is the one the file's
+    runner writes (its run key)."""
+    res = subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts", "long_runs.sh"), "list"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = [ln.split("\t") for ln in res.stdout.splitlines()]
+    assert {q for q, *_ in rows} == {"queue1", "queue2"}
+    plain = [line for _, line, _, _ in rows if " " not in line]
+    want = ["experiments/resnet56.toml", "experiments/resnet32.toml",
+            "experiments/resnet44.toml", "experiments/small-nets-sepnet.toml",
+            "experiments/small-nets-mobilenet.toml", "experiments/small-nets-squeezenet.toml"]
+    assert sorted(plain) == sorted(want)
+    for _, line, run, name in rows:
+        exp, _, cfg = _config(os.path.join(REPO_ROOT, line.split()[0]))
+        assert (cfg.run_name, exp.name) == (run, name), line
