@@ -386,9 +386,13 @@ def test_small_reading(small_logs, tmp_path):
     text = cmp.small_reading(points, costs)
     assert ("SEP-Net-R does not beat MobileNet 0.5: 0.8200 against 0.8400 top-1 (+2.00 points "
             "for MobileNet 0.5) with 1.00x its parameters") in text
+    assert "re-estimated" not in text               # MobileNet has no 1b log yet
     mob.write_text(_train(0.80))
+    (mob.parent / "1b_full_bn.log").write_text(_train(0.805))
     text = cmp.small_reading(cmp.small_points(cmp.small_group(_load(small_logs)), None), costs)
     assert "SEP-Net-R beats MobileNet 0.5: 0.8200 against 0.8000 top-1 (-2.00 points" in text
+    # both nets' 1b: the same comparison with re-estimated BatchNorm statistics
+    assert "; BatchNorm statistics re-estimated: 0.8300 against 0.8050 (-2.50 points)." in text
     assert "Not finished or not run yet: SqueezeNet." in text
 
 

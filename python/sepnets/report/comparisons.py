@@ -488,6 +488,13 @@ def small_reading(points, costs, digits=4):
     def cost(label):
         return costs.get(by[label].net) if label in by else None
 
+    def twin_top(label):
+        """Top-1 of the row's model with re-estimated BatchNorm statistics, if finished."""
+        p = by.get(label)
+        twin = bn_twin(p.step) if p is not None and p.exp is not None else None
+        r = p.exp.results.get(twin) if twin else None
+        return _top1(r) if r is not None and finished(r) else None
+
     r_label = SMALL_ROWS[0].label
     r, parts, waiting = top(r_label), [], []
     for row in SMALL_ROWS[1:]:
@@ -502,9 +509,13 @@ def small_reading(points, costs, digits=4):
         d = 100 * (r - v)
         if row.step == "full":
             ratio = f" with {cr.params / c.params:.2f}x its parameters" if c and cr else ""
+            rb, vb = twin_top(r_label), twin_top(row.label)
+            bn = (f"; BatchNorm statistics re-estimated: {rb:.{digits}f} against "
+                  f"{vb:.{digits}f} ({100 * (vb - rb):+.{pd}f} points)"
+                  if rb is not None and vb is not None else "")
             parts.append(f"SEP-Net-R {'beats' if d > 0 else 'does not beat'} {row.label}: "
                          f"{r:.{digits}f} against {v:.{digits}f} top-1 "
-                         f"({-d:+.{pd}f} points for {row.label}){ratio}")
+                         f"({-d:+.{pd}f} points for {row.label}){ratio}{bn}")
         else:
             size = (f" at {c.nbytes / 1e6:.2f} MB against SEP-Net-R's {cr.nbytes / 1e6:.2f} MB"
                     if c and cr else "")
