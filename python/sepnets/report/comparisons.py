@@ -465,11 +465,17 @@ def small_table(points, costs, root, digits=4):
     return _table(head, rows)
 
 
-def _twin_cell(point, digits):
+def twin_result(point):
+    """The result of `point`'s model tested with re-estimated BatchNorm
+    statistics (its step's :func:`bn_twin`), or None."""
     twin = bn_twin(point.step)
-    if twin is None:
+    return point.exp.results.get(twin) if twin and point.exp is not None else None
+
+
+def _twin_cell(point, digits):
+    if bn_twin(point.step) is None:
         return "n/a"
-    r = point.exp.results.get(twin) if point.exp is not None else None
+    r = twin_result(point)
     return step_cell(r, digits) if r is not None else _DASH
 
 
@@ -481,19 +487,16 @@ def small_reading(points, costs, digits=4):
     pd = max(digits - 2, 0)
     by = {p.label: p for p in points if not p.reference}
 
-    def top(label):
-        p = by.get(label)
-        return _top1(p.result) if p is not None and finished(p.result) else None
+    def top(label, result_of=lambda p: p.result):
+        """Top-1 of the row's (finished) result; `result_of`: which of its results."""
+        r = result_of(by[label]) if label in by else None
+        return _top1(r) if finished(r) else None
 
     def cost(label):
         return costs.get(by[label].net) if label in by else None
 
     def twin_top(label):
-        """Top-1 of the row's model with re-estimated BatchNorm statistics, if finished."""
-        p = by.get(label)
-        twin = bn_twin(p.step) if p is not None and p.exp is not None else None
-        r = p.exp.results.get(twin) if twin else None
-        return _top1(r) if r is not None and finished(r) else None
+        return top(label, twin_result)
 
     r_label = SMALL_ROWS[0].label
     r, parts, waiting = top(r_label), [], []
