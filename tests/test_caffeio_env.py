@@ -1,6 +1,7 @@
 """The CUDA headers of downloaded nvidia wheels (scripts/check_cuda.sh asks
 sepnets.caffeio.env for them): extracted all or nothing, so that an
 interrupted extraction is never taken for a finished one."""
+import os
 import subprocess
 import sys
 import zipfile
@@ -64,3 +65,26 @@ def test_command_line_one_line_and_exit_codes(tmp_path):
     assert (out / "nccl.h").read_text() == "n"
     res = subprocess.run(run + ["nonsense"], capture_output=True, text=True)
     assert res.returncode == 2 and "wheel-headers" in res.stderr
+
+
+def test_installed_wheels_are_found_across_the_namespace(tmp_path):
+    """The nvidia wheels install into one namespace package from several
+    folders: cuBLAS/cuRAND's cu13/, cuDNN's and NCCL's own; each lookup
+    finds its part wherever it is, and says nothing for a part not there."""
+    a, b = tmp_path / "site-a" / "nvidia", tmp_path / "site-b" / "nvidia"
+    for d in (a / "cu13" / "lib", a / "cu13" / "include", b / "cudnn" / "include",
+              b / "cudnn" / "lib", b / "nccl" / "lib"):
+        d.mkdir(parents=True)
+    (b / "cudnn" / "include" / "cudnn.h").write_text("")
+    code = ("from sepnets.caffeio import env; print(env.nvidia_wheels_dir()); "
+            "print(env.nvidia_lib_dirs()); print(env.nvidia_include('cudnn')); "
+            "print(env.nvidia_include('nccl'))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ,
+                              "PYTHONPATH": f"{tmp_path / 'site-a'}:{tmp_path / 'site-b'}"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == str(a / "cu13")
+    assert lines[1] == str([str(a / "cu13" / "lib"), str(b / "cudnn" / "lib"),
+                            str(b / "nccl" / "lib")])
+    assert lines[2:] == [str(b / "cudnn" / "include"), "None"]

@@ -72,20 +72,27 @@ def caffe_python_dir():
 NVIDIA_CUDA = "cu13"
 
 
-def nvidia_wheels_dir():
-    """``site-packages/nvidia/cu13`` of the installed nvidia-cublas /
-    nvidia-curand wheels (``include/``, ``lib/``), or None. The one place that
-    says where they are: the CUDA build, the GPU bundle and the compile check
-    use cuBLAS/cuRAND from there when the toolkit has none."""
+def _nvidia_path(*parts):
+    """The first existing ``<nvidia package folder>/<parts...>`` of the
+    installed nvidia wheels (a namespace package: each wheel may add a
+    folder), or None."""
     try:
         import nvidia
     except ImportError:
         return None
     for root in list(getattr(nvidia, "__path__", [])):
-        d = os.path.join(root, NVIDIA_CUDA)
-        if os.path.isdir(d):
-            return d
+        p = os.path.join(root, *parts)
+        if os.path.exists(p):
+            return p
     return None
+
+
+def nvidia_wheels_dir():
+    """``site-packages/nvidia/cu13`` of the installed nvidia-cublas /
+    nvidia-curand wheels (``include/``, ``lib/``), or None. The one place that
+    says where they are: the CUDA build, the GPU bundle and the compile check
+    use cuBLAS/cuRAND from there when the toolkit has none."""
+    return _nvidia_path(NVIDIA_CUDA)
 
 
 #: The nvidia wheels of cuDNN and NCCL (nvidia-cudnn-cu13, nvidia-nccl-cu13)
@@ -96,35 +103,15 @@ NVIDIA_LIBS = ("cudnn", "nccl")
 def nvidia_lib_dirs():
     """The ``lib`` folders of the installed nvidia wheels a CUDA build loads
     (cuBLAS/cuRAND, cuDNN, NCCL), those that exist, in that order."""
-    dirs = []
-    base = nvidia_wheels_dir()
-    if base and os.path.isdir(os.path.join(base, "lib")):
-        dirs.append(os.path.join(base, "lib"))
-    try:
-        import nvidia
-    except ImportError:
-        return dirs
-    for name in NVIDIA_LIBS:
-        for root in list(getattr(nvidia, "__path__", [])):
-            d = os.path.join(root, name, "lib")
-            if os.path.isdir(d):
-                dirs.append(d)
-                break
-    return dirs
+    found = [_nvidia_path(NVIDIA_CUDA, "lib")] + [_nvidia_path(n, "lib") for n in NVIDIA_LIBS]
+    return [d for d in found if d]
 
 
 def nvidia_include(name):
     """``include`` of the installed nvidia-<name>-cu13 wheel (cuDNN, NCCL) when
     it has ``<name>.h``, else None."""
-    try:
-        import nvidia
-    except ImportError:
-        return None
-    for root in list(getattr(nvidia, "__path__", [])):
-        d = os.path.join(root, name, "include")
-        if os.path.isfile(os.path.join(d, f"{name}.h")):
-            return d
-    return None
+    header = _nvidia_path(name, "include", f"{name}.h")
+    return os.path.dirname(header) if header else None
 
 
 def extract_headers(wheels, marker, out, required):
