@@ -72,3 +72,38 @@ def test_readme_accuracies_are_in_the_generated_tables():
     tables = open(os.path.join(LOGS, "RESULTS.md")).read()
     missing = sorted(f for f in figures if f not in tables)
     assert not missing, f"README figures not in logs/RESULTS.md: {missing}"
+
+
+SIZES = os.path.join(LOGS, "sizes")
+#: Documentation that quotes a committed size table (its table rows must be the file's).
+QUOTED_IN = {"model_sizes.md": "docs/compression.md", "parameter_counts.md": "docs/networks.md"}
+
+
+def _table_rows(text):
+    return [ln.rstrip() for ln in text.splitlines() if ln.startswith("|")]
+
+
+def test_committed_size_tables_are_what_the_tools_print():
+    """logs/sizes/*.md each name the command that wrote them in a first-line
+    comment; running it now prints the same file, so a catalog change that
+    adds or renames a net cannot leave the committed tables (and the docs'
+    copies of them) behind, as happened when the CIFAR-10 small nets came."""
+    names = sorted(f for f in os.listdir(SIZES) if f.endswith(".md"))
+    assert set(QUOTED_IN) <= set(names), names
+    for name in names:
+        with open(os.path.join(SIZES, name)) as fh:
+            first, body = fh.read().split("\n", 1)
+        m = re.fullmatch(r"<!-- written by: python (tools/\S+\.py)((?: --?[\w-]+)*) -->", first)
+        assert m, f"logs/sizes/{name}: first line names no tool command: {first!r}"
+        res = subprocess.run([sys.executable, os.path.join(REPO_ROOT, m.group(1)),
+                              *m.group(2).split()], capture_output=True, text=True,
+                             cwd=REPO_ROOT, timeout=600)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.rstrip() == body.rstrip(), (
+            f"logs/sizes/{name} is not what `python {m.group(1)}{m.group(2)}` prints today")
+        if name in QUOTED_IN:
+            with open(os.path.join(REPO_ROOT, QUOTED_IN[name])) as fh:
+                quoted = _table_rows(fh.read())
+            rows = set(_table_rows(body))
+            assert quoted and not [r for r in quoted if r not in rows], (
+                f"{QUOTED_IN[name]}: table rows not in logs/sizes/{name}")

@@ -155,7 +155,7 @@ def test_sepnet_b_and_bq_sizes_follow_from_sepnet_r(catalog_rows):
     """SEP-Net-B/BQ store SEP-Net-R's parameters at the rules' precisions:
     B = R - (4 - 1/8) bytes per binarized weight (+ alpha); BQ also stores
     1x1/FC weights in one byte. Printed beside the paper's 4.2 and 1.3 MB."""
-    r, b, bq = (catalog_rows[k][1] for k in ("sepnet-r", "sepnet-b", "SEP-Net-BQ"))
+    r, b, bq = (catalog_rows[k][1] for k in ("sepnet-r", "sepnet-b", "sepnet-bq"))
     nbin = b.params_by_precision()["1-bit"]
     assert nbin > 0
     alpha_blobs = sum(lay.blobs[-1].count for lay in b.layers

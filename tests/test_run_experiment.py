@@ -51,6 +51,21 @@ def test_list_names_the_catalog_experiments(tmp_path):
     assert "0.05" in line and "data missing" in line
 
 
+def test_both_sepnet_experiments_have_their_bq_step():
+    """SEP-Net-BQ is a catalog entry of kind bq on ImageNet as on CIFAR-10
+    (one mechanism), so both SEP-Net experiments end with step 5."""
+    from sepnets.netgen.catalog import by_name
+    from sepnets.pipeline.catalog import experiments
+    exps = experiments()
+    for exp, bq in (("sepnet", "sepnet-bq"), ("cifar10-sepnet", "cifar10-sepnet-bq")):
+        e = exps[exp]
+        assert e.bq is not None and e.bq.name == bq and e.bq.kind == "bq"
+        assert e.bq.quantizes == e.mean.name
+        assert (e.bq.train_val, e.bq.deploy) == (e.mean.train_val, e.mean.deploy)
+    assert by_name()["sepnet-bq"].files() == []
+    assert all(e.bq is None for n, e in exps.items() if "sepnet" not in n)
+
+
 def test_missing_cifar_source_is_one_clear_line(tmp_path):
     missing = tmp_path / "nowhere" / "cifar10.tar.gz"
     res = _tool("cifar10-resnet20", "--quick", "--data", str(tmp_path / "data"),

@@ -52,17 +52,16 @@ def format_summary(s):
 
 # ------------------------------------------------------------- the catalog
 
-#: Catalog names of the paper's small nets; SEP-Net-BQ is SEP-Net-B counted with --bq.
-PAPER_NAMES = {"sepnet-r": "SEP-Net-R", "sepnet-b": "SEP-Net-B",
+#: Catalog names of the paper's small nets (sepnet-bq: SEP-Net-B counted with --bq).
+PAPER_NAMES = {"sepnet-r": "SEP-Net-R", "sepnet-b": "SEP-Net-B", "sepnet-bq": "SEP-Net-BQ",
                "mobilenet-0.5": "MobileNet 0.5", "squeezenet": "SqueezeNet"}
-BQ_OF = {"sepnet-b": "SEP-Net-BQ"}
 
 
 def catalog_summaries(names=None):
     """[(row name, Entry, Summary)] for every generated net's deploy prototxt
-    (fix-pattern nets: their parent's deploy with the pattern layers baked),
-    plus SEP-Net-BQ = SEP-Net-B with 8-bit 1x1/FC weights (and the catalog's
-    own BQ entries, counted the same way). `names`: only these catalog
+    (fix-pattern nets: their parent's deploy with the pattern layers baked;
+    kind-bq entries such as SEP-Net-BQ: their pattern net's deploy with 8-bit
+    1x1/FC weights, as ``--bq`` counts it). `names`: only these catalog
     entries (the comparison tables price a few nets, not all of them)."""
     try:
         from ..netgen.catalog import catalog
@@ -77,12 +76,9 @@ def catalog_summaries(names=None):
         if deploy not in shapes:  # fix-pattern nets share their parent's deploy
             shapes[deploy] = net_param_shapes(net, deploy)
         baked = tuple(e.pattern_layers) if e.kind == "fix-pattern" else ()
-        # a kind-bq entry (cifar10-sepnet-bq) is its pattern net counted with --bq
-        rows = [(e.name, e.kind == "bq")]
-        rows += [(BQ_OF[e.name], True)] if e.name in BQ_OF else []
-        for row, bq in rows:
-            layers = net_layer_sizes(net, deploy, bq, baked=baked, shapes=shapes[deploy])
-            out.append((row, e, Summary(row, layers)))
+        layers = net_layer_sizes(net, deploy, e.kind == "bq", baked=baked,
+                                 shapes=shapes[deploy])
+        out.append((e.name, e, Summary(e.name, layers)))
     return out
 
 
@@ -119,7 +115,7 @@ def format_catalog(rows):
              "| Paper (MB) |", "|---|---|---:|---:|---:|---:|---:|"]
     for row, e, s in rows:
         paper = paper_size(row)
-        kind = "pattern (BQ)" if row in BQ_OF.values() or e.kind == "bq" else e.kind
+        kind = "pattern (BQ)" if e.kind == "bq" else e.kind
         lines.append(f"| {row} | {kind} | {s.counts['total'] / 1e6:.3f} M | {s.fp32_bytes / MB:.2f} | "
                      f"{s.nbytes / MB:.2f} | {s.ratio:.1f}x | "
                      f"{'' if paper is None else f'{paper:.1f}'} |")

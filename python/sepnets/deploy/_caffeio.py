@@ -8,14 +8,14 @@ from ..caffeio.env import caffe_tool, import_caffe
 from ..caffeio.proto import caffe_pb2, in_phase, read_caffemodel, read_prototxt
 from ..caffeio.pycaffe import open_net, set_net_params
 from ..cli import input_shape, parser
-from ..compress.model_summary import BQ_OF, PAPER_NAMES, PAPER_SIZES_MB
+from ..compress.model_summary import paper_size
 from ..compress.sizes import MB, is_baked_binary
 from ..errors import UserError
 from ..fileio import refuse_overwrite, require_file, write_bytes_atomic, write_text_atomic
 
 __all__ = ["REPO_ROOT", "caffe_tool", "import_caffe", "input_shape", "parser", "UserError",
            "refuse_overwrite", "require_file", "write_bytes_atomic", "write_text_atomic",
-           "BPC", "BQ_OF", "MB", "PAPER_NAMES", "PAPER_SIZES_MB", "caffe_pb2", "in_phase",
+           "BPC", "MB", "caffe_pb2", "in_phase", "paper_size",
            "is_baked_binary", "model_arrays", "open_net", "read_caffemodel", "read_prototxt",
            "set_net_params", "pack_sepnet", "catalog", "bake", "cifar10_classes",
            "cifar10_gcn"]

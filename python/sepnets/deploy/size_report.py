@@ -64,11 +64,9 @@ def catalog_rows(progress=None, names=None):
                 w = arrays[name][0]
                 arrays[name] = [io.bake(w, np.full(w.shape[0], e.offset, np.float32))] \
                     + list(arrays[name][1:])
-        for row, bq in [(e.name, False)] + ([(io.BQ_OF[e.name], True)]
-                                            if e.name in io.BQ_OF else []):
-            sizes = _model_file_sizes(inet, arrays, shapes, deploy, bq)
-            paper = io.PAPER_SIZES_MB.get(io.PAPER_NAMES.get(row, row))
-            rows.append((row, "pattern (BQ)" if bq else e.kind, sizes, paper))
+        bq = e.kind == "bq"   # SEP-Net-BQ: its pattern net's files with --bq
+        sizes = _model_file_sizes(inet, arrays, shapes, deploy, bq)
+        rows.append((e.name, "pattern (BQ)" if bq else e.kind, sizes, io.paper_size(e.name)))
         say(f"{e.name}: {time.time() - t0:.1f} s")
     return rows
 

@@ -5,7 +5,7 @@ file names. Each :class:`Entry` has:
 
 * ``name``: e.g. ``cifar10-resnet20``, ``cifar10-resnet20-pattern-mean``,
   ``googlenet-3x3-pattern-offset``, ``googlenet-fix-3x3-pattern``,
-  ``sepnet-r``, ``sepnet-b``, ``mobilenet-0.5``, ``squeezenet``, and the
+  ``sepnet-r``, ``sepnet-b``, ``sepnet-bq``, ``mobilenet-0.5``, ``squeezenet``, and the
   CIFAR-10 forms of the small nets ``cifar10-sepnet-r``/``-b``/``-bq``,
   ``cifar10-mobilenet``, ``cifar10-squeezenet``;
 * ``kind``: ``full`` (a full-precision net, trained from scratch),
@@ -142,6 +142,12 @@ def _variant(parent, name, kind, title, build, solver_recipe, scale_mode, offset
                  scale_mode=scale_mode, offset=offset, depth=parent.depth, **p, **kw)
 
 
+def _bq(pattern, name, title):
+    """The kind-bq entry of a pattern net: SEP-Net-BQ is SEP-Net-B with its
+    1 x 1 and FC weights at 8 bits (its files, its runs folder)."""
+    return dataclasses.replace(pattern, name=name, kind="bq", quantizes=pattern.name, title=title)
+
+
 def _built(fn, *args, **kw):
     """A build callable (deploy) -> (net, pattern layers) with fixed arguments."""
     return functools.partial(_call_build, fn, args, kw)
@@ -206,7 +212,7 @@ def sepnet_entries():
     b = _variant(r, "sepnet-b", "pattern", "SEP-Net-B (pattern MEAN, fine-tuning)",
                  _built(sepnet.build, binarize=Binarize(sepnet.B_ROLES, "pattern", "MEAN")),
                  solvers.sepnet, "MEAN", None)
-    return [r, b]
+    return [r, b, _bq(b, "sepnet-bq", "SEP-Net-BQ (SEP-Net-B, 1x1 and FC at 8 bits)")]
 
 
 def cifar10_small_entries():
@@ -221,9 +227,8 @@ def cifar10_small_entries():
                  _built(sepnet.build, binarize=Binarize(sepnet.B_ROLES, "pattern", "MEAN"),
                         dataset=CIFAR10),
                  solvers.cifar_small, "MEAN", None)
-    bq = dataclasses.replace(b, name="cifar10-sepnet-bq", kind="bq", quantizes=b.name,
-                             title="SEP-Net-BQ for CIFAR-10 (SEP-Net-B, 1x1 and FC at 8 bits)")
-    return [r, b, bq,
+    return [r, b, _bq(b, "cifar10-sepnet-bq",
+                      "SEP-Net-BQ for CIFAR-10 (SEP-Net-B, 1x1 and FC at 8 bits)"),
             _full("cifar10-mobilenet", "mobilenet", "cifar10",
                   "MobileNet v1 0.5 for CIFAR-10 (baseline)",
                   _built(baselines.mobilenet, dataset=CIFAR10), solvers.cifar_small),
