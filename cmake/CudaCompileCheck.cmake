@@ -13,6 +13,8 @@
 # .cpp files are checked with g++ -fsyntax-only (CUDA and cuBLAS headers, no
 # CPU_ONLY). Needs nvcc and the cuBLAS/cuRAND headers (system or wheels).
 
+include(${CMAKE_CURRENT_LIST_DIR}/SepnetsEnv.cmake)
+
 find_program(SEPNETS_NVCC nvcc PATHS /usr/local/cuda/bin NO_DEFAULT_PATH)
 find_program(SEPNETS_NVCC nvcc)
 if(NOT SEPNETS_NVCC)
@@ -26,9 +28,10 @@ if(EXISTS "${_cuda_root}/include/cccl")
   list(APPEND _dirs "${_cuda_root}/include/cccl")  # thrust for g++ (nvcc adds it)
 endif()
 if(NOT EXISTS "${_cuda_root}/include/cublas_v2.h")
-  execute_process(COMMAND "${PYTHON_EXECUTABLE}" -c
-    "import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], 'cu13', 'include'))"
-    OUTPUT_VARIABLE _wheel_inc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  sepnets_env(_wheel_inc nvidia-dir)
+  if(_wheel_inc)
+    set(_wheel_inc "${_wheel_inc}/include")
+  endif()
   set(SEPNETS_CUDA_CHECK_INCLUDE "${_wheel_inc}" CACHE PATH
       "cuBLAS/cuRAND headers for cuda_compile_check")
   list(APPEND _dirs "${SEPNETS_CUDA_CHECK_INCLUDE}")
@@ -37,9 +40,7 @@ endif()
 foreach(_lib cudnn nccl)
   string(TOUPPER "${_lib}" _LIB)
   if(NOT SEPNETS_${_LIB}_CHECK_INCLUDE)
-    execute_process(COMMAND "${PYTHON_EXECUTABLE}" -c
-      "import nvidia, os; print(next((os.path.join(p, '${_lib}', 'include') for p in nvidia.__path__ if os.path.isfile(os.path.join(p, '${_lib}', 'include', '${_lib}.h'))), ''))"
-      OUTPUT_VARIABLE _wheel_inc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    sepnets_env(_wheel_inc nvidia-include ${_lib})
     set(SEPNETS_${_LIB}_CHECK_INCLUDE "${_wheel_inc}" CACHE PATH
         "${_lib}.h folder for cuda_compile_check (empty: that part is not checked)" FORCE)
   endif()

@@ -3,6 +3,8 @@
 # nvidia-cublas / nvidia-curand, which carry headers and libraries under
 # site-packages/nvidia/cu13/.
 
+include(${CMAKE_CURRENT_LIST_DIR}/SepnetsEnv.cmake)
+
 set(SEPNETS_CUDA_ROOT "/usr/local/cuda" CACHE PATH "CUDA toolkit root")
 set(SEPNETS_NVIDIA_WHEELS_DIR "" CACHE PATH
     "Folder nvidia/cu13 of the nvidia-cublas/nvidia-curand wheels (empty: ask the Python environment)")
@@ -19,10 +21,8 @@ function(sepnets_find_cuda_libs)
     return()
   endif()
   set(dir "${SEPNETS_NVIDIA_WHEELS_DIR}")
-  if(NOT dir AND PYTHON_EXECUTABLE)
-    execute_process(COMMAND "${PYTHON_EXECUTABLE}" -c
-      "import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], 'cu13'))"
-      OUTPUT_VARIABLE dir OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  if(NOT dir)
+    sepnets_env(dir nvidia-dir)
   endif()
   if(NOT dir OR NOT EXISTS "${dir}/include/cublas_v2.h" OR NOT EXISTS "${dir}/include/curand.h")
     message(FATAL_ERROR "sepnets: cuBLAS/cuRAND not found in ${SEPNETS_CUDA_ROOT} nor in the "
@@ -62,17 +62,6 @@ endif()
 # found at run time through the build's RPATH). Caffe's own detection
 # (detect_cuDNN, FindNCCL) then takes the cached paths set here.
 
-# site-packages/nvidia/<name> of the build's Python, or "" (no such wheel).
-function(sepnets_nvidia_wheel name out_var)
-  set(dir "")
-  if(PYTHON_EXECUTABLE)
-    execute_process(COMMAND "${PYTHON_EXECUTABLE}" -c
-      "import nvidia, os; print(next((os.path.join(p, '${name}') for p in nvidia.__path__ if os.path.isdir(os.path.join(p, '${name}'))), ''))"
-      OUTPUT_VARIABLE dir OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-  endif()
-  set(${out_var} "${dir}" PARENT_SCOPE)
-endfunction()
-
 # Sets the cache entries inc_var (folder of header) and lib_var (library) from
 # the system or the wheel `wheel` (pip name pip_name), unless already set.
 function(sepnets_find_nvidia_lib what header lib wheel pip_name inc_var lib_var)
@@ -87,7 +76,11 @@ function(sepnets_find_nvidia_lib what header lib wheel pip_name inc_var lib_var)
     message(STATUS "sepnets: ${what} from the system (${_sys_lib})")
     return()
   endif()
-  sepnets_nvidia_wheel(${wheel} dir)
+  # site-packages/nvidia/<wheel> of the build's Python, when it has include/<header>
+  sepnets_env(dir nvidia-include ${wheel})
+  if(dir)
+    get_filename_component(dir "${dir}" DIRECTORY)
+  endif()
   file(GLOB found "${dir}/lib/lib${lib}.so.*")
   if(NOT dir OR NOT EXISTS "${dir}/include/${header}" OR NOT found)
     message(FATAL_ERROR "sepnets: ${what} not found on the system nor in the ${pip_name} wheel "
