@@ -467,3 +467,24 @@ def test_nothing_to_plot_writes_no_figure(tmp_path):
     assert f"no {cmp.DEPTH_FIGURE}: no finished ResNet step to plot" in out.stdout
     assert f"no {cmp.SMALL_FIGURE}: no small net has a test result yet" in out.stdout
     assert not (root / cmp.DEPTH_FIGURE).exists() and not (root / cmp.SMALL_FIGURE).exists()
+
+
+def test_a_label_stays_off_the_point_above_it():
+    """Labels sit up-right of their point, below it where a point stands just
+    above (SEP-Net-R's label ran into the ResNet-56 square) or an earlier
+    label would be covered; far points keep theirs above."""
+    class Ax:
+        def __init__(self):
+            self.at = {}
+
+        def annotate(self, text, xy, xytext, **_):
+            self.at[text] = xytext[1]
+    ax = Ax()
+    figs._labels(ax, [(3.33, 0.849, "R", "C0"), (3.53, 0.8685, "R56", "0.4"),
+                      (3.34, 0.79, "M", "C1"), (1.18, 0.8576, "R20", "0.4"),
+                      (2.95, 0.47, "S", "C2")])
+    assert ax.at == {"R": -12, "R56": 4, "M": 4, "R20": 4, "S": 4}
+    ax = Ax()    # the paper's panel: equal top-1, the later label goes below
+    figs._labels(ax, [(4.2, 63.7, "B", "C0"), (5.2, 63.7, "M", "C1"), (1.3, 63.5, "BQ", "C2"),
+                      (5.2, 65.8, "R", "C3"), (4.8, 60.4, "S", "C4")])
+    assert ax.at == {"B": 4, "M": -12, "BQ": 4, "R": 4, "S": 4}

@@ -176,13 +176,16 @@ def plot_small_nets(small, depths, path, dpi=120):
 
 
 def _labels(ax, points):
-    """Label each point; a label that would sit on an earlier one's goes below."""
+    """Label each point; a label goes below its point where, above, it would
+    sit on an earlier label or run into another point just above it."""
     placed = []
     ys = [y for _, y, *_ in points]
     near_y = 0.04 * ((max(ys) - min(ys)) or 1)
     for x, y, text, color in sorted(points):
         close = any(abs(math.log10(x / px)) < 0.12 and abs(y - py) < near_y and above
                     for px, py, above in placed)
+        close = close or any(abs(math.log10(x / px)) < 0.12 and 0 < py - y < 1.5 * near_y
+                             for px, py, *_ in points)
         ax.annotate(text, (x, y), xytext=(6, -12 if close else 4), textcoords="offset points",
                     fontsize=8, color=color)
         placed.append((x, y, not close))
