@@ -260,10 +260,20 @@ def test_resume_kit_auto_restores_only_into_a_folder_without_state(tmp_path, mon
     assert os.path.isfile(full)
 
 
-def test_run_folder_from_before_the_restructure_resumes(tmp_path, tiny_cifar):
+def test_run_folder_from_before_the_restructure_resumes(tmp_path, tiny_cifar, monkeypatch):
     """A state.json as the runner wrote it before the restructuring (a real
     one, of the 12000-iters-ste6000-m20 run): the new runner accepts its
-    schedule, finds every finished step and runs nothing again."""
+    schedule, finds every finished step and runs nothing again but the one
+    step added since (2b, recorded here instead of run: the stand-in models
+    cannot train)."""
+    import dataclasses
+
+    from sepnets.pipeline import runner as runner_module
+    from sepnets.pipeline.steps import STEPS
+    added = []
+    monkeypatch.setattr(runner_module, "STEPS", tuple(
+        dataclasses.replace(s, run=lambda r, done, n=s.name: added.append(n))
+        if s.name == "2b_bipattern_bn" else s for s in STEPS))
     state = json.load(open(OLD_STATE))
     run = tmp_path / "runs" / "old" / "cifar10-resnet20"
     os.makedirs(run)
@@ -282,6 +292,7 @@ def test_run_folder_from_before_the_restructure_resumes(tmp_path, tiny_cifar):
         assert f"[{step}] done earlier" in out, out
     assert "[2_bipattern] done earlier: fine-tuning offset0.04" in out
     assert "caffe train" not in out and "binarizing" not in out
+    assert added == ["2b_bipattern_bn"]
     # the stand-in models declare no kernel size: no sign-flip record, said in one line
     assert "[4_ste] signs STE changed: not counted (" in out
     assert "declares no kernel size" in out

@@ -232,7 +232,7 @@ def test_ste_step_starts_from_emptied_batchnorm_statistics(killed_runs, caffe):
 
 def test_bn_recalibration_changes_only_the_statistics(killed_runs, caffe):
     """--bn-recalibrate on the finished run (after the STE test above) adds
-    1b/3b/4b: caffe train at base_lr 0 from emptied statistics, so every
+    1b/2b/3b/4b: caffe train at base_lr 0 from emptied statistics, so every
     weight is the trained step's and only BatchNorm's blobs are new; the
     table gets their columns and the figure their points."""
     from caffe.proto import caffe_pb2
@@ -249,7 +249,9 @@ def test_bn_recalibration_changes_only_the_statistics(killed_runs, caffe):
         return {layer.name: (layer.type, [list(b.data) for b in layer.blobs])
                 for layer in m.layer if layer.blobs}
 
+    chosen = json.loads((runs / "state.json").read_text())["steps"]["2_bipattern"]
     for step, base in (("1b_full_bn", "1_full/snap_iter_60"),
+                       ("2b_bipattern_bn", f"2_bipattern/{chosen['chosen_label']}"),
                        ("3b_refined_bn", "3_refined/snap_iter_30"),
                        ("4b_ste_bn", "4_ste/snap_iter_30")):
         log = parse_log(str(logs / f"{step}.log"))
@@ -266,5 +268,6 @@ def test_bn_recalibration_changes_only_the_statistics(killed_runs, caffe):
     head = next(ln for ln in (logs / "results.md").read_text().splitlines()
                 if ln.startswith("| Model |"))
     assert head.startswith("| Model | Acc | Ref | Full | Full, BN re-est. | BiPattern | "
-                           "Refined | Refined, BN re-est. | STE | STE, BN re-est. |")
+                           "BiPattern, BN re-est. | Refined | Refined, BN re-est. | STE | "
+                           "STE, BN re-est. |")
     assert (logs / "training_curves.png").stat().st_size > 10000

@@ -12,6 +12,12 @@ model; ``done["2_bipattern"]``: the chosen scale; ``done["3_refined"]``, ``done[
 the re-estimations ``done["3b_refined_bn"]`` ...: the model and its net and
 solver).
 
+Re-estimating the BatchNorm statistics of the binarized model (2b) tells how
+much of the drop right after binarizing is the statistics, which binarizing
+makes stale, rather than the weights: the release's BiPattern column rises
+with depth, ours (mean scale, offset sweep) did not, and the runs' tables
+should say which of the two the difference lies in.
+
 Experiments with only a full-precision net (the baselines MobileNet and
 SqueezeNet) run step 1 (and 1b) only: the pattern steps are enabled when the
 experiment has a pattern net (:func:`_patterns`).
@@ -97,9 +103,14 @@ def _ste(r, done):
 
 def _recalibrate(of):
     def run(r, done):
-        step = {"1_full": "1b_full_bn", "3_refined": "3b_refined_bn", "4_ste": "4b_ste_bn"}[of]
+        step = {"1_full": "1b_full_bn", "2_bipattern": "2b_bipattern_bn",
+                "3_refined": "3b_refined_bn", "4_ste": "4b_ste_bn"}[of]
         if of == "1_full":
             model, net, solver = done[of], r.catalog_net(r.exp.full), r.exp.full.solver
+        elif of == "2_bipattern":   # the binarized model step 3 fine-tunes, in its net
+            chosen = done[of]
+            net, _, solver = r.pattern_setup(chosen)
+            model = r.bipattern_model(scale_label(chosen))
         else:
             model, net, solver = done[of]
         done[step] = (r.recalibrate_step(step, of, net, solver, model), net, solver)
@@ -133,6 +144,11 @@ STEPS = (
     Step("2_bipattern", "bipattern", "BiPattern", "2: BiPattern", "C1", "markers",
          enabled=_patterns, run=_bipattern, uses=("sweep", "finetune_scale"),
          glossary=("BiPattern", "right after binarization")),
+    Step("2b_bipattern_bn", "bipattern_bn", "BiPattern, BN re-est.",
+         "2, BatchNorm statistics re-estimated", "C1", "point",
+         enabled=lambda r: _patterns(r) and _recalibrating(r),
+         run=_recalibrate("2_bipattern"), optional=True, point_of=("full",), options=_BN,
+         uses=_BN),
     Step("3_refined", "refined", "Refined", "3: refined (fixed patterns)", "C2", "curve",
          enabled=_patterns, run=_refined, uses=("finetune_iters", "bn_stats"),
          glossary=("Refined", "after fine-tuning with fixed patterns")),

@@ -13,6 +13,8 @@ Experiment folder layout (written by ``tools/run_experiment.py``)::
         2_bipattern_<what>.log      caffe test right after binarization, one per
                                     scale/offset tried (step 2), e.g.
                                     2_bipattern_mean.log, 2_bipattern_offset0.06.log
+        2b_bipattern_bn.log         optional: the chosen binarized model with its
+                                    BatchNorm statistics re-estimated
         3_refined.log               caffe train, fine-tuning with fixed patterns (step 3)
         3b_refined_bn.log           optional: the same for step 3's model
         4_ste.log                   optional: caffe train of the pattern net with STE
@@ -25,8 +27,8 @@ Experiment folder layout (written by ``tools/run_experiment.py``)::
         results.md                  this experiment's tables (tools/parse_logs.py)
 
 A step's log is found by its prefix (the step table's,
-:mod:`sepnets.pipeline.steps`: ``1_``, ``1b_``, ``2_``, ``3_``, ``3b_``, ``4_``,
-``4b_``); logs a run reused from another run are listed in its
+:mod:`sepnets.pipeline.steps`: ``1_``, ``1b_``, ``2_``, ``2b_``, ``3_``, ``3b_``,
+``4_``, ``4b_``); logs a run reused from another run are listed in its
 experiment.json (``reused_logs``, paths relative to the folder);
 other ``*.log`` files are converted to CSV but not tabulated. A step resumed
 from a snapshot appends to the same log (the parser handles the restart).
