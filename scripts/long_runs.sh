@@ -8,7 +8,7 @@
 #   bash scripts/long_runs.sh start    # worktree + build if missing, data, both queues in the background
 #   bash scripts/long_runs.sh status   # the last progress line of each queue
 #   bash scripts/long_runs.sh sync     # logs and resume kits into this checkout, tables and figures remade
-#   bash scripts/long_runs.sh stop     # SIGTERM: Caffe snapshots, the runner exits; `start` continues
+#   bash scripts/long_runs.sh stop     # SIGTERM: Caffe snapshots, the runner exits (waits for it); `start` continues
 #   bash scripts/long_runs.sh list     # the queues: queue, experiment file (options), run folder, experiment
 #
 # Then commit logs/ and resume/ (tests/test_committed_results.py checks that the
@@ -63,7 +63,13 @@ runs_here() {
   done | sort -u
 }
 
-alive() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+# A queue runs while its script's process exists and is not a zombie (an exited
+# process whose parent has not reaped it yet, as `kill -0` would still find it).
+alive() {
+  local st
+  [ -f "$OUT/$1.pid" ] && st=$(ps -o stat= -p "$(cat "$OUT/$1.pid")" 2>/dev/null) &&
+    [ -n "$st" ] && [ "${st#Z}" = "$st" ]
+}
 
 start_queue() {
   local name=$1; shift
@@ -159,13 +165,27 @@ cmd_status() {
 }
 
 cmd_stop() {
-  local q
+  local q t=0 stopping=()
   for q in queue1 queue2; do
     if alive "$q"; then
       # The queue's runner stops its caffe (which snapshots) on SIGTERM and exits.
       pkill -TERM -P "$(cat "$OUT/$q.pid")" || true
       say "$q: stopping (SIGTERM)"
+      stopping+=("$q")
     fi
+  done
+  # Return once they are gone: a `start` right after must find them stopped (it
+  # moves the worktree to this checkout's HEAD only then).
+  for q in ${stopping[@]+"${stopping[@]}"}; do
+    while alive "$q"; do
+      if [ "$t" -ge "${SEPNETS_STOP_WAIT:-300}" ]; then
+        say "$q: still running after ${t} s (pid $(cat "$OUT/$q.pid")); see $OUT/$q.out"
+        exit 1
+      fi
+      sleep 1
+      t=$((t + 1))
+    done
+    say "$q: stopped"
   done
 }
 

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 
 import pytest
@@ -397,3 +398,25 @@ def test_long_runs_queue_every_long_experiment():
     for _, line, run, name in rows:
         exp, _, cfg = _config(os.path.join(REPO_ROOT, line.split()[0]))
         assert (cfg.run_name, exp.name) == (run, name), line
+
+
+def test_long_runs_stop_returns_when_the_queues_are_gone(tmp_path):
+    """`long_runs.sh stop` then `start` must find the queues stopped (start
+    moves the worktree to HEAD only then; it once found them still exiting
+    and kept the old code): stop waits until each queue's script has exited.
+    Here a stand-in queue whose child takes 2 s to act on SIGTERM."""
+    out = tmp_path / "run" / "long_runs"
+    out.mkdir(parents=True)
+    queue = subprocess.Popen(["bash", "-c", "set -e; sh -c 'trap \"sleep 2; exit 1\" TERM; "
+                              "while :; do sleep 0.1; done'; echo never"],   # no exec: a child
+                             start_new_session=True)
+    (out / "queue1.pid").write_text(f"{queue.pid}\n")
+    time.sleep(0.5)                       # the child is there to be signalled
+    env = {**os.environ, "SEPNETS_RUN_WORKTREE": str(tmp_path / "run"), "SEPNETS_STOP_WAIT": "30"}
+    res = subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts", "long_runs.sh"), "stop"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    gone = queue.poll() is not None       # checked before this process reaps it
+    queue.wait(timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "queue1: stopping (SIGTERM)" in res.stdout and "queue1: stopped" in res.stdout
+    assert gone, "stop returned while the queue was still running"
