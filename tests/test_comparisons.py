@@ -226,6 +226,27 @@ def test_depth_reading_states_the_trend(tmp_path, refined56, ours):
     assert "below the release's by ResNet-20 6.18, ResNet-56 3.75 points" in text
 
 
+def test_depth_reading_says_what_bn_statistics_give_back_after_binarizing(tmp_path):
+    """BiPattern beside the release's; where 2b finished, its top-1 and the
+    points it recovers of those binarizing took (ResNet-56: 0.85 - 0.15 = 70
+    points lost, 0.60 - 0.15 = 45 back); a 2b still being written says
+    nothing, and the figure draws only the finished one."""
+    root = tmp_path / "logs"
+    d20 = _resnet(root, "r", 20, _sched())
+    d56 = _resnet(root, "r", 56, _sched(), full=0.85)
+    (d56 / "2b_bipattern_bn.log").write_text(_train(0.60))
+    (d20 / "2b_bipattern_bn.log").write_text(_train(0.50, done=False))
+    g = cmp.depth_group(_load(root))
+    text = cmp.depth_reading(g)
+    assert (" Right after binarizing (BiPattern top-1): ResNet-20 0.1500, ResNet-56 0.1500 "
+            "(the release: ResNet-20 0.1546, ResNet-56 0.5382). With the BatchNorm statistics "
+            "of those binarized weights re-estimated (2b, weights unchanged): ResNet-56 "
+            "0.6000, 45.00 of the 70.00 points binarizing took.") in text, text
+    s, _ = figs.depth_series(g)
+    assert s["bipattern_bn"] == [(56, 0.60)]
+    assert "| BiPattern, BN re-est. |" in cmp.depth_table(g, str(root))
+
+
 def test_gap_of_an_unfinished_step_is_marked(tmp_path):
     root = tmp_path / "logs"
     d = _resnet(root, "r", 20, _sched())

@@ -1,9 +1,10 @@
 """The comparisons' figures (:mod:`.comparisons` selects the runs and holds the
 numbers), written by ``tools/plot_logs.py logs/`` beside ``RESULTS.md``:
 
-* ``depth_trend.png``: against ResNet depth, BiPattern top-1 and the gap
-  Full - Refined in points (and ours for the STE model with re-estimated
-  BatchNorm statistics), the release README's as one marker style (grey
+* ``depth_trend.png``: against ResNet depth, BiPattern top-1 (and ours with
+  the BatchNorm statistics re-estimated, step 2b) and the gap Full - Refined
+  in points (and ours for the STE model with re-estimated BatchNorm
+  statistics), the release README's as one marker style (grey
   squares, dashed), ours as another (circles, triangles). A depth whose
   step is unfinished or not run yet is left out of that series and named
   under the figure, so that no point is a number still moving.
@@ -29,6 +30,7 @@ from .results import TITLES, readable
 RELEASE_STYLE = dict(color="0.45", marker="s", ls="--", ms=7)
 OURS_STYLE = dict(color="C0", marker="o", ls="-", ms=8)
 OURS_STE_STYLE = dict(color="C3", marker="^", ls="-", ms=8)
+OURS_BN_STYLE = dict(color="C1", marker="D", ls="-", ms=7)
 #: Where the value labels go: the release's above its points, ours below.
 _ABOVE, _BELOW = (5, 6), (5, -13)
 
@@ -54,12 +56,13 @@ def depth_series(group):
     s = {"release_bipattern": [(d, r.bipattern[0]) for d, r in sorted(RELEASE_CIFAR10.items())],
          "release_gap": [(d, 100 * (r.full[0] - r.refined[0]))
                          for d, r in sorted(RELEASE_CIFAR10.items())],
-         "bipattern": [], "gap_refined": [], "gap_ste_bn": []}
+         "bipattern": [], "bipattern_bn": [], "gap_refined": [], "gap_ste_bn": []}
     notes = []
     for depth, exp in group.members.items():
-        b = exp.results.get("bipattern")
-        if _top1(b) is not None and finished(b):
-            s["bipattern"].append((depth, _top1(b)))
+        for key in ("bipattern", "bipattern_bn"):
+            b = exp.results.get(key)
+            if _top1(b) is not None and finished(b):
+                s[key].append((depth, _top1(b)))
         for key, series in (("refined", "gap_refined"), ("ste_bn", "gap_ste_bn")):
             g = gap(exp, key)
             if g is not None and g.finished:
@@ -80,7 +83,7 @@ def depth_series(group):
 def plot_depth_trend(group, path, dpi=120):
     """Write depth_trend.png; UserError when none of our depths has a point."""
     s, notes = depth_series(group)
-    if not (s["bipattern"] or s["gap_refined"] or s["gap_ste_bn"]):
+    if not (s["bipattern"] or s["bipattern_bn"] or s["gap_refined"] or s["gap_ste_bn"]):
         raise UserError(path, "no finished ResNet step to plot (" + "; ".join(notes) + ")")
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
@@ -89,6 +92,8 @@ def plot_depth_trend(group, path, dpi=120):
     rel = f"{RELEASE_LABEL} (80,000 iterations)"
     _line(ax1, s["release_bipattern"], rel, RELEASE_STYLE, "{:.3f}", _ABOVE)
     _line(ax1, s["bipattern"], ours, OURS_STYLE, "{:.3f}", _BELOW)
+    _line(ax1, s["bipattern_bn"], f"{ours}, {TITLES['bipattern_bn']}", OURS_BN_STYLE,
+          "{:.3f}", _ABOVE)
     ax1.set_ylim(0, 1)
     ax1.set_ylabel("BiPattern top-1 (right after binarization)")
     ax1.set_title("BiPattern top-1")

@@ -335,11 +335,41 @@ def depth_reading(group, digits=4):
             text += (f" Full - best pattern model {_trend({d: v for d, (v, _) in best.items()})} "
                      "with depth (" + ", ".join(f"ResNet-{d} {_points(v, pd)} ({t})"
                                                 for d, (v, t) in sorted(best.items())) + ").")
+    text += _bipattern_reading(group, digits)
     if short:
         text += (" Our Full is below the release's by " + _series(short, pd)
                  + f" points of top-1 (our schedule: {group.schedule.get('iters')} iterations "
                  f"at batch {group.schedule.get('batch')}; theirs 80,000 at 256).")
     return text + "\n"
+
+
+def _bipattern_reading(group, digits):
+    """Right after binarizing, ours beside the release's, and where step 2b
+    ran (finished), what re-estimating the BatchNorm statistics of the same
+    binarized weights gives back of the points binarizing took."""
+    bip, back = {}, {}
+    for depth, exp in sorted(group.members.items()):
+        b, full, bn = (exp.results.get(k) for k in ("bipattern", "full", "bipattern_bn"))
+        if not (finished(b) and _top1(b) is not None):
+            continue
+        bip[depth] = _top1(b)
+        if finished(bn) and _top1(bn) is not None and finished(full) and _top1(full):
+            lost = _top1(full) - _top1(b)
+            back[depth] = (_top1(bn), 100 * (_top1(bn) - _top1(b)), 100 * lost)
+    if not bip:
+        return ""
+    pd = max(digits - 2, 0)
+    rel = [f"ResNet-{d} {RELEASE_CIFAR10[d].bipattern[0]:.{digits}f}" for d in bip
+           if d in RELEASE_CIFAR10]
+    text = (" Right after binarizing (BiPattern top-1): "
+            + ", ".join(f"ResNet-{d} {v:.{digits}f}" for d, v in bip.items())
+            + (f" (the release: {', '.join(rel)})" if rel else "") + ".")
+    if back:
+        text += (" With the BatchNorm statistics of those binarized weights re-estimated "
+                 "(2b, weights unchanged): " + ", ".join(
+                     f"ResNet-{d} {v:.{digits}f}, {_points(up, pd)} of the {_points(lost, pd)} "
+                     "points binarizing took" for d, (v, up, lost) in back.items()) + ".")
+    return text
 
 
 def depth_section(group, root, digits=4):
