@@ -353,7 +353,7 @@ def _bipattern_reading(group, digits):
         if not (finished(b) and _top1(b) is not None):
             continue
         bip[depth] = _top1(b)
-        if finished(bn) and _top1(bn) is not None and finished(full) and _top1(full):
+        if finished(bn) and finished(full) and None not in (_top1(bn), _top1(full)):
             lost = _top1(full) - _top1(b)
             back[depth] = (_top1(bn), 100 * (_top1(bn) - _top1(b)), 100 * lost)
     if not bip:
