@@ -180,6 +180,26 @@ def test_rerun_after_completion_redoes_nothing(killed_runs):
     assert {p.name: p.stat().st_size for p in logs.glob("*.log")} == killed_runs["sizes"]
 
 
+def test_finished_run_on_a_new_machine_is_not_trained_again(killed_runs, tmp_path):
+    """A finished run's kit is removed and runs/ is not committed, so on a new
+    machine only its logs (with state.json) are there: the runner must say the
+    run is finished and leave the committed logs alone, not train it again
+    over them (it once retrained MobileNet from scratch after a move)."""
+    logs = tmp_path / "logs" / "cifar10-resnet20"
+    shutil.copytree(killed_runs["logs"], logs)
+    before = {p.name: p.read_bytes() for p in logs.iterdir()}
+    argv = list(killed_runs["argv"])
+    argv[argv.index("--runs-dir") + 1] = str(tmp_path / "runs")
+    argv[argv.index("--logs-dir") + 1] = str(tmp_path / "logs")
+    res = subprocess.run(argv + ["--resume-kit", "auto"], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "finished on " in res.stdout and "nothing to run" in res.stdout, res.stdout
+    assert "full precision" not in res.stdout
+    assert {p.name: p.read_bytes() for p in logs.iterdir()} == before
+    assert not (tmp_path / "runs" / "cifar10-resnet20" / "state.json").exists()
+
+
 def test_rerun_with_another_schedule_is_refused(killed_runs):
     argv = list(killed_runs["argv"])
     argv[argv.index("--iters") + 1] = "50"

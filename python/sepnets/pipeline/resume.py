@@ -163,6 +163,8 @@ def run_with_kit(runner):
         return 0
     if mode == "restore":
         restore(runner)
+    elif runner.finished_elsewhere():
+        return 0
     elif os.path.isfile(runner.state_path):
         runner.say(f"resume kit: not needed, {shown(runner.runs)} has the run's state")
     elif os.path.isfile(os.path.join(kit_dir(runner), KIT_FILE)):

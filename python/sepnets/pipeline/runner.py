@@ -175,6 +175,28 @@ class Runner(TrainingMixin, BiPatternMixin, BQMixin):
         write_text_atomic(os.path.join(self.logs, "state.json"),
                           json.dumps(self.state, indent=2) + "\n")
 
+    def finished_elsewhere(self):
+        """True (and says so) when the logs record this run as finished but
+        its run folder has no state: a finished run on a new machine (its kit
+        was removed when it finished, runs/ is not committed). Training it
+        again would replace the committed logs with a new run's, so the
+        runner stops here; moving the logs away (or another --logs-dir)
+        starts a new run."""
+        record = os.path.join(self.logs, "state.json")
+        if os.path.isfile(self.state_path) or not os.path.isfile(record):
+            return False
+        try:
+            with open(record) as f:
+                finished = json.load(f).get("finished")
+        except (OSError, ValueError) as e:
+            raise UserError(record, f"unreadable record of a finished run ({e})") from None
+        if not finished:
+            return False
+        self.say(f"finished on {finished}: its record is {shown(record)} and its logs are "
+                 f"beside it; nothing to run (to train it again, move {shown(self.logs)} "
+                 "away or pass another --logs-dir)")
+        return True
+
     def run(self):
         exp, s = self.exp, self.sched
         self.say(f"experiment {exp.name} ({exp.label}, {exp.dataset}): runs in "
@@ -191,6 +213,8 @@ class Runner(TrainingMixin, BiPatternMixin, BQMixin):
         # one line, before the data step, if --runs-dir/--logs-dir cannot hold folders
         check_output_dir(self.runs, create=False)
         check_output_dir(self.logs, create=False)
+        if self.finished_elsewhere():
+            return None
         ensure_data(exp, self.data_dir, self.source, self.say)
         os.makedirs(self.runs, exist_ok=True)
         with _lock(self.runs):
