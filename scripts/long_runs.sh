@@ -209,8 +209,11 @@ cmd_sync() {
   done < <(queue_runs)
   for run in $here; do
     mkdir -p "$ROOT/logs/$run"
-    # The run's story (README.md) is written in this checkout, not by the runner.
-    (cd "$WT/logs/$run" && tar cf - --exclude=README.md .) | (cd "$ROOT/logs/$run" && tar xf -)
+    # The run's story (README.md) is written in this checkout, not by the runner. Each
+    # log is taken up to its last complete line: caffe may be writing it (a plain
+    # copy once cut a number in half, and tar's "file changed" ended the sync).
+    "$ROOT/.venv/bin/python" -c 'import sys; from sepnets.fileio import copy_tree_settled
+copy_tree_settled(sys.argv[1], sys.argv[2], exclude={"README.md"})' "$WT/logs/$run" "$ROOT/logs/$run"
     rm -rf "$ROOT/resume/$run"
     if [ -d "$WT/resume/$run" ]; then cp -a "$WT/resume/$run" "$ROOT/resume/$run"; fi
     say "logs/$run and resume/$run copied"

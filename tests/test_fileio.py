@@ -101,3 +101,60 @@ def test_tools_report_unusable_output_paths_in_one_line(spots, shared_dir, argv,
     last = res.stderr.strip().splitlines()
     assert len(last) == 1 and needle in last[0] and str(spots / "afile") in last[0], res.stderr
     assert (spots / "afile").read_text() == "keep me\n"
+
+
+def test_copy_tree_settled_takes_complete_log_lines(tmp_path):
+    """A log caught mid-line is copied up to its last complete line (a cut
+    "accuracy = 0.7" of 0.7485 would read as a result); other files whole; the
+    run's README in the destination is left alone; unchanged files stay."""
+    from sepnets.fileio import copy_tree_settled
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "exp").mkdir(parents=True)
+    (src / "exp" / "1_full.log").write_bytes(b"I1 ok\nI2 Test net output #0: accuracy = 0.7")
+    (src / "exp" / "state.json").write_text('{"a": 1}')        # no final newline, kept whole
+    (src / "README.md").write_text("runner's\n")
+    dst.mkdir()
+    (dst / "README.md").write_text("the story\n")
+    assert sorted(copy_tree_settled(str(src), str(dst), exclude={"README.md"})) == \
+        ["exp/1_full.log", "exp/state.json"]
+    assert (dst / "exp" / "1_full.log").read_bytes() == b"I1 ok\n"
+    assert (dst / "exp" / "state.json").read_text() == '{"a": 1}'
+    assert (dst / "README.md").read_text() == "the story\n"
+    # the line completed: it arrives with the next copy; unchanged files are not rewritten
+    with open(src / "exp" / "1_full.log", "ab") as f:
+        f.write(b"485\n")
+    assert copy_tree_settled(str(src), str(dst), exclude={"README.md"}) == ["exp/1_full.log"]
+    assert (dst / "exp" / "1_full.log").read_bytes().endswith(b"accuracy = 0.7485\n")
+
+
+def test_copy_tree_settled_while_a_writer_appends(tmp_path):
+    """Copies taken while another thread appends lines in small pieces are
+    each a prefix of the final log ending at a line's end."""
+    import threading
+    from sepnets.fileio import copy_tree_settled
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    log = src / "x.log"
+    log.write_bytes(b"")
+    lines = [f"I{i:05d} Iteration {i}, loss = 0.{i:04d}\n".encode() for i in range(3000)]
+
+    def write():
+        with open(log, "ab", buffering=0) as f:
+            for ln in lines:
+                for k in range(0, len(ln), 7):
+                    f.write(ln[k:k + 7])
+
+    t = threading.Thread(target=write)
+    t.start()
+    copies = []
+    while t.is_alive():
+        copy_tree_settled(str(src), str(dst))
+        if (dst / "x.log").exists():
+            copies.append((dst / "x.log").read_bytes())
+    t.join()
+    copy_tree_settled(str(src), str(dst))
+    final = b"".join(lines)
+    assert (dst / "x.log").read_bytes() == final
+    assert copies
+    for c in copies:
+        assert final.startswith(c) and (c == b"" or c.endswith(b"\n"))

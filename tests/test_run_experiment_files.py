@@ -420,3 +420,42 @@ def test_long_runs_stop_returns_when_the_queues_are_gone(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "queue1: stopping (SIGTERM)" in res.stdout and "queue1: stopped" in res.stdout
     assert gone, "stop returned while the queue was still running"
+
+
+def test_long_runs_sync_copies_complete_log_lines(tmp_path):
+    """`long_runs.sh sync` copies the worktree's logs while caffe writes them:
+    a log caught mid-line must arrive up to its last complete line, the run's
+    README in this checkout must stay, and the sync must go on to remake the
+    tables (a tar copy once stopped it with "file changed as we read it").
+    Here in a made-up checkout (the script, the queue files, stand-in table
+    tools) and worktree (a finished run, so no kit is saved)."""
+    root, wt = tmp_path / "root", tmp_path / "run"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO_ROOT, "scripts", "long_runs.sh"), root / "scripts")
+    shutil.copytree(os.path.join(REPO_ROOT, "experiments"), root / "experiments")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, root / ".venv" / "bin" / "python")
+    (root / "tools").mkdir()
+    for tool in ("parse_logs.py", "plot_logs.py"):
+        (root / "tools" / tool).write_text(
+            f"import sys\nopen({str(tmp_path / 'made')!r}, 'a').write({tool!r} + '\\n')\n")
+    exp = wt / "runs" / "small-nets" / "cifar10-mobilenet"
+    exp.mkdir(parents=True)
+    (exp / "state.json").write_text('{"finished": "2026-12-03 19:57:49"}')
+    logs = wt / "logs" / "small-nets"
+    (logs / "cifar10-mobilenet").mkdir(parents=True)
+    (logs / "cifar10-mobilenet" / "1_full.log").write_bytes(
+        b"I1 Iteration 100\nI2 Test net output #0: accuracy = 0.7")
+    (logs / "README.md").write_text("the worktree's copy\n")
+    (root / "logs" / "small-nets").mkdir(parents=True)
+    (root / "logs" / "small-nets" / "README.md").write_text("the run's story\n")
+    env = {**os.environ, "SEPNETS_RUN_WORKTREE": str(wt),
+           "PYTHONPATH": os.path.join(REPO_ROOT, "python")}
+    res = subprocess.run(["bash", str(root / "scripts" / "long_runs.sh"), "sync"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = root / "logs" / "small-nets"
+    assert (got / "cifar10-mobilenet" / "1_full.log").read_bytes() == b"I1 Iteration 100\n"
+    assert (got / "README.md").read_text() == "the run's story\n"
+    assert (tmp_path / "made").read_text().split() == ["parse_logs.py", "parse_logs.py",
+                                                       "plot_logs.py"]

@@ -180,3 +180,40 @@ def require_file(path, what="file"):
     if not os.path.isfile(path):
         raise UserError(path, f"{what} not found")
     return path
+
+
+def copy_tree_settled(src, dst, exclude=()):
+    """Copy the folder `src` over `dst` while a long run is still writing it.
+
+    A log that Caffe is appending to can be read mid-line: a copy cut there
+    ends in a half-written number ("accuracy = 0.7" of 0.7485), which the log
+    parser would read as a result. So each ``*.log`` is copied up to its last
+    complete line (the rest arrives with the next copy); every other file is
+    written by replacing it whole, so a plain read gets a complete version.
+    Each file lands atomically; files whose content is unchanged are not
+    rewritten; names in `exclude` (a run's README, written by hand) are left
+    alone. Returns the relative paths written.
+    """
+    written = []
+    for folder, dirs, files in os.walk(src):
+        dirs.sort()
+        rel_dir = os.path.relpath(folder, src)
+        for name in sorted(files):
+            if name in exclude or name.startswith("."):
+                continue
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            with open(os.path.join(folder, name), "rb") as f:
+                data = f.read()
+            if name.endswith(".log"):
+                data = data[:data.rfind(b"\n") + 1]
+            out = os.path.join(dst, rel)
+            try:
+                with open(out, "rb") as f:
+                    if f.read() == data:
+                        continue
+            except FileNotFoundError:
+                pass
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            write_bytes_atomic(out, data)
+            written.append(rel)
+    return written
