@@ -226,6 +226,26 @@ def test_depth_reading_states_the_trend(tmp_path, refined56, ours):
     assert "below the release's by ResNet-20 6.18, ResNet-56 3.75 points" in text
 
 
+def test_depth_reading_sets_best_pattern_models_like_for_like(tmp_path):
+    """ResNet-56's STE still running: its fixed-pattern model must not be set
+    against ResNet-20's STE model (that read "rises with depth" from 2.00 vs
+    6.00 here); the best is taken among the steps finished at both depths."""
+    root = tmp_path / "logs"
+    _resnet(root, "r", 20, _sched(), full=0.85, refined=0.80, ste_bn=0.83)
+    d56 = _resnet(root, "r", 56, _sched(), full=0.90, refined=0.84)
+    (d56 / "4_ste.log").write_text(_train(0.86, done=False))
+    (d56 / "4b_ste_bn.log").unlink()
+    text = cmp.depth_reading(cmp.depth_group(_load(root)))
+    assert "rises with depth here (ResNet-20 5.00, ResNet-56 6.00 points)" in text, text
+    assert "Full - best pattern model" not in text, text
+    # with a second finished step at both depths the best is among those two
+    (d56 / "4_ste.log").write_text(_train(0.88))
+    text = cmp.depth_reading(cmp.depth_group(_load(root)))
+    assert ("Full - best pattern model falls with depth (ResNet-20 3.00 (STE), ResNet-56 "
+            "2.00 (STE)); STE, BN re-est. not yet finished at every depth, so left out.") \
+        in text, text
+
+
 def test_depth_reading_says_what_bn_statistics_give_back_after_binarizing(tmp_path):
     """BiPattern beside the release's; where 2b finished, its top-1 and the
     points it recovers of those binarizing took (ResNet-56: 0.85 - 0.15 = 70

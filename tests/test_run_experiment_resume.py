@@ -187,7 +187,11 @@ def test_finished_run_on_a_new_machine_is_not_trained_again(killed_runs, tmp_pat
     over them (it once retrained MobileNet from scratch after a move)."""
     logs = tmp_path / "logs" / "cifar10-resnet20"
     shutil.copytree(killed_runs["logs"], logs)
-    before = {p.name: p.read_bytes() for p in logs.iterdir()}
+    def files():
+        return {str(p.relative_to(logs)): p.read_bytes()
+                for p in sorted(logs.rglob("*")) if p.is_file()}
+    before = files()
+    assert "state.json" in before
     argv = list(killed_runs["argv"])
     argv[argv.index("--runs-dir") + 1] = str(tmp_path / "runs")
     argv[argv.index("--logs-dir") + 1] = str(tmp_path / "logs")
@@ -196,7 +200,7 @@ def test_finished_run_on_a_new_machine_is_not_trained_again(killed_runs, tmp_pat
     assert res.returncode == 0, res.stdout + res.stderr
     assert "finished on " in res.stdout and "nothing to run" in res.stdout, res.stdout
     assert "full precision" not in res.stdout
-    assert {p.name: p.read_bytes() for p in logs.iterdir()} == before
+    assert files() == before
     assert not (tmp_path / "runs" / "cifar10-resnet20" / "state.json").exists()
 
 

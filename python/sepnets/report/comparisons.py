@@ -305,15 +305,11 @@ def depth_reading(group, digits=4):
     Stated once two depths have finished both steps; until then it says
     which are still missing."""
     pd = max(digits - 2, 0)
-    fixed, best, short = {}, {}, {}
+    fixed, short = {}, {}
     for depth, exp in group.members.items():
         g = gap(exp, "refined")
         if g is not None and g.finished:
             fixed[depth] = g.points
-        key = best_pattern(exp)
-        g = gap(exp, key) if key else None
-        if g is not None and g.finished:
-            best[depth] = (g.points, TITLES[key])
         rel, full = RELEASE_CIFAR10.get(depth), exp.results.get("full")
         if rel is not None and finished(full) and _top1(full) is not None:
             short[depth] = 100 * (rel.full[0] - _top1(full))
@@ -331,16 +327,37 @@ def depth_reading(group, digits=4):
                     + ("does too" if release == trend == "falls" else release)
                     + f" ({_series(theirs, pd)}).") if len(theirs) >= 2 else
                    "; the release has fewer than two of these depths."))
-        if len(best) >= 2:
-            text += (f" Full - best pattern model {_trend({d: v for d, (v, _) in best.items()})} "
-                     "with depth (" + ", ".join(f"ResNet-{d} {_points(v, pd)} ({t})"
-                                                for d, (v, t) in sorted(best.items())) + ").")
+        text += _best_reading(group, fixed, pd)
     text += _bipattern_reading(group, digits)
     if short:
         text += (" Our Full is below the release's by " + _series(short, pd)
                  + f" points of top-1 (our schedule: {group.schedule.get('iters')} iterations "
                  f"at batch {group.schedule.get('batch')}; theirs 80,000 at 256).")
     return text + "\n"
+
+
+def _best_reading(group, depths, pd):
+    """Full - best pattern model against depth, like for like: the best is
+    taken among the pattern steps finished at every one of `depths`, so a
+    depth whose STE is still running is not set against one whose STE is
+    done (that once read "rises with depth" from ResNet-20's STE against
+    ResNet-56's fixed patterns). Empty when those steps are Refined alone
+    (the Refined sentence says it) or fewer than two depths are there."""
+    members = [group.members[d] for d in sorted(depths)]
+    common = [k for k in PATTERN_KEYS if all(finished(e.results.get(k)) for e in members)]
+    if len(members) < 2 or common in ([], ["refined"]):
+        return ""
+    best = {}
+    for d, exp in zip(sorted(depths), members):
+        key = common[best_of([_top1(exp.results.get(k)) for k in common])]
+        best[d] = (gap(exp, key).points, TITLES[key])
+    rest = [TITLES[k] for k in PATTERN_KEYS if k not in common
+            and any(e.results.get(k) is not None for e in members)]
+    return (f" Full - best pattern model {_trend({d: v for d, (v, _) in best.items()})} with "
+            "depth (" + ", ".join(f"ResNet-{d} {_points(v, pd)} ({t})"
+                                  for d, (v, t) in sorted(best.items())) + ")"
+            + (f"; {', '.join(rest)} not yet finished at every depth, so left out"
+               if rest else "") + ".")
 
 
 def _bipattern_reading(group, digits):
