@@ -341,8 +341,8 @@ def _best_reading(group, depths, pd):
     taken among the pattern steps finished at every one of `depths`, so a
     depth whose STE is still running is not set against one whose STE is
     done (that once read "rises with depth" from ResNet-20's STE against
-    ResNet-56's fixed patterns). Empty when those steps are Refined alone
-    (the Refined sentence says it) or fewer than two depths are there."""
+    ResNet-56's fixed patterns). Empty when the best is Refined at every
+    depth (the Refined sentence says it) or fewer than two depths are there."""
     members = [group.members[d] for d in sorted(depths)]
     common = [k for k in PATTERN_KEYS if all(finished(e.results.get(k)) for e in members)]
     if len(members) < 2 or common in ([], ["refined"]):
@@ -351,6 +351,8 @@ def _best_reading(group, depths, pd):
     for d, exp in zip(sorted(depths), members):
         key = common[best_of([_top1(exp.results.get(k)) for k in common])]
         best[d] = (gap(exp, key).points, TITLES[key])
+    if all(t == TITLES["refined"] for _, t in best.values()):
+        return ""
     rest = [TITLES[k] for k in PATTERN_KEYS if k not in common
             and any(e.results.get(k) is not None for e in members)]
     return (f" Full - best pattern model {_trend({d: v for d, (v, _) in best.items()})} with "
