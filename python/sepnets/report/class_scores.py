@@ -80,7 +80,9 @@ def accuracy_blobs(net, source):
 
 def collect(net_path, model_path, batches, scores_blob=None, labels_blob=None):
     """(N x C scores, N labels, scores blob, labels blob) of the TEST net with
-    the model's weights, over `batches` batches of its data layer."""
+    the model's weights, over `batches` batches of its data layer. Streams
+    the batches: pack_model.forward_outputs keeps every input batch to replay
+    it, which a whole test set (of ImageNet crops, say) need not fill memory with."""
     net = read_prototxt(net_path)
     if scores_blob is None or labels_blob is None:
         s, lab = accuracy_blobs(net, net_path)
