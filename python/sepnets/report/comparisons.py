@@ -185,11 +185,11 @@ def gap(exp, key):
     return Gap(100 * (_top1(full) - _top1(other)), key, finished(full) and finished(other))
 
 
-def best_pattern(exp):
-    """The key of the pattern model with the best top-1 (ties: the earlier
-    step): step 5's rule (:func:`sepnets.pipeline.bq.best_of`)."""
-    i = best_of([_top1(exp.results.get(k)) for k in PATTERN_KEYS])
-    return None if i is None else PATTERN_KEYS[i]
+def best_pattern(exp, keys=PATTERN_KEYS):
+    """The key, among `keys`, of the pattern model with the best top-1 (ties:
+    the earlier step): step 5's rule (:func:`sepnets.pipeline.bq.best_of`)."""
+    i = best_of([_top1(exp.results.get(k)) for k in keys])
+    return None if i is None else keys[i]
 
 
 def sign_flips(exp):
@@ -345,11 +345,11 @@ def _best_reading(group, depths, pd):
     depth (the Refined sentence says it) or fewer than two depths are there."""
     members = [group.members[d] for d in sorted(depths)]
     common = [k for k in PATTERN_KEYS if all(finished(e.results.get(k)) for e in members)]
-    if len(members) < 2 or common in ([], ["refined"]):
+    if len(members) < 2 or not common:
         return ""
     best = {}
     for d, exp in zip(sorted(depths), members):
-        key = common[best_of([_top1(exp.results.get(k)) for k in common])]
+        key = best_pattern(exp, common)
         best[d] = (gap(exp, key).points, TITLES[key])
     if all(t == TITLES["refined"] for _, t in best.values()):
         return ""
