@@ -66,4 +66,4 @@ def test_bad_input_is_one_line(cifar, tmp_path):
     one_line_error(res, "none.caffemodel", tool="eval_classes.py")
     res = subprocess.run([sys.executable, tool, cifar["prototxt"], cifar["model"], "--out",
                           cifar["model"]], capture_output=True, text=True)
-    one_line_error(res, "is an input", tool="eval_classes.py")
+    one_line_error(res, "would overwrite an input", tool="eval_classes.py")

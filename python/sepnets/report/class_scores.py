@@ -18,7 +18,7 @@ from ..caffeio.blobs import model_arrays
 from ..caffeio.proto import caffe_pb2, in_phase, read_caffemodel, read_prototxt
 from ..caffeio.pycaffe import open_net, set_net_params
 from ..errors import UserError
-from ..fileio import write_text_atomic
+from ..fileio import check_output_path, refuse_overwrite, write_text_atomic
 
 
 @dataclass
@@ -133,8 +133,9 @@ def markdown(report, title, names=None, digits=4):
 
 
 def command(args):
-    if args.out and args.out in (args.net, args.model):
-        raise UserError(args.out, "is an input; give --out another path")
+    if args.out:  # before the long evaluation, not after it
+        refuse_overwrite(args.out, args.net, args.model)
+        check_output_path(args.out)
     scores, labels, sblob, lblob = collect(args.net, args.model, args.batches,
                                            args.scores, args.labels)
     try:
