@@ -416,9 +416,12 @@ def test_small_reading(small_logs, tmp_path):
     text = cmp.small_reading(points, costs)
     assert text.startswith("**Reading**: SEP-Net-B (fixed patterns) keeps 0.7100 (11.00 points "
                            "below SEP-Net-R) at 0.91 MB against SEP-Net-R's 3.33 MB; "
-                           "SEP-Net-B (STE, BN re-est.) keeps 0.7700 (5.00 points below "
-                           "SEP-Net-R) at 0.91 MB"), text
-    assert "SEP-Net-BQ keeps 0.7650 (5.50 points below SEP-Net-R) at 0.35 MB" in text
+                           "SEP-Net-B (STE, BN re-est.) keeps 0.7700 (6.00 points below "
+                           "SEP-Net-R with its BatchNorm statistics re-estimated too (0.8300)) "
+                           "at 0.91 MB"), text
+    # BQ was packed from 4b_ste_bn: also set against SEP-Net-R's re-estimated test
+    assert ("SEP-Net-BQ keeps 0.7650 (6.50 points below SEP-Net-R with its BatchNorm "
+            "statistics re-estimated too (0.8300)) at 0.35 MB") in text
     assert "Not finished or not run yet: MobileNet 0.5, SqueezeNet." in text
     assert "beats" not in text and "(The paper, ImageNet top-1: SEP-Net-R 65.8 %" in text
     mob = small_logs / "small-nets" / "cifar10-mobilenet" / "1_full.log"
@@ -427,7 +430,7 @@ def test_small_reading(small_logs, tmp_path):
     text = cmp.small_reading(points, costs)
     assert ("SEP-Net-R does not beat MobileNet 0.5: 0.8200 against 0.8400 top-1 (+2.00 points "
             "for MobileNet 0.5) with 1.00x its parameters") in text
-    assert "re-estimated" not in text               # MobileNet has no 1b log yet
+    assert "BatchNorm statistics re-estimated:" not in text   # MobileNet has no 1b log yet
     mob.write_text(_train(0.80))
     (mob.parent / "1b_full_bn.log").write_text(_train(0.805))
     text = cmp.small_reading(cmp.small_points(cmp.small_group(_load(small_logs)), None), costs)
@@ -435,6 +438,22 @@ def test_small_reading(small_logs, tmp_path):
     # both nets' 1b: the same comparison with re-estimated BatchNorm statistics
     assert "; BatchNorm statistics re-estimated: 0.8300 against 0.8050 (-2.50 points)." in text
     assert "Not finished or not run yet: SqueezeNet." in text
+
+
+def test_small_reading_says_above_when_a_pattern_model_beats_sepnet_r(small_logs):
+    """A pattern model better than SEP-Net-R reads "above", not "-0.50 points
+    below"; without SEP-Net-R's re-estimated test it is set against step 1."""
+    run = small_logs / "small-nets" / "cifar10-sepnet"
+    (run / "4b_ste_bn.log").write_text(_eval(0.835))
+    points = cmp.small_points(cmp.small_group(_load(small_logs)), None)
+    text = cmp.small_reading(points, {})
+    assert ("SEP-Net-B (STE, BN re-est.) keeps 0.8350 (0.50 points above SEP-Net-R with its "
+            "BatchNorm statistics re-estimated too (0.8300))") in text
+    (run / "1b_full_bn.log").unlink()
+    points = cmp.small_points(cmp.small_group(_load(small_logs)), None)
+    text = cmp.small_reading(points, {})
+    assert "SEP-Net-B (STE, BN re-est.) keeps 0.8350 (1.50 points above SEP-Net-R);" in text
+    assert "SEP-Net-B (fixed patterns) keeps 0.7100 (11.00 points below SEP-Net-R);" in text
 
 
 def test_small_net_sizes_and_params_are_model_summarys(small_logs):

@@ -528,6 +528,18 @@ def _twin_cell(point, digits):
     return step_cell(r, digits) if r is not None else _DASH
 
 
+def _reestimated(point):
+    """Whether `point`'s model was tested with re-estimated BatchNorm
+    statistics (a ``*_bn`` step, or BQ packed from one): such a model is set
+    against SEP-Net-R's re-estimated test, not against its moving averages,
+    so that a difference is the patterns', not the statistics'."""
+    key = point.step
+    if key == "bq" and point.exp is not None:
+        src = BY_NAME.get(str(point.exp.meta.get("bq_from", "")))
+        key = src.key if src else ""
+    return key.endswith("_bn")
+
+
 def small_reading(points, costs, digits=4):
     """What the small-network table shows, in words, from finished logs
     only: whether SEP-Net-R beats MobileNet 0.5 and SqueezeNet (margin in
@@ -571,8 +583,16 @@ def small_reading(points, costs, digits=4):
         else:
             size = (f" at {c.nbytes / 1e6:.2f} MB against SEP-Net-R's {cr.nbytes / 1e6:.2f} MB"
                     if c and cr else "")
-            parts.append(f"{row.label} keeps {v:.{digits}f} ({_points(d, pd)} points below "
-                         f"SEP-Net-R){size}")
+            ref, ref_text = r, "SEP-Net-R"
+            rb = twin_top(r_label)
+            if rb is not None and _reestimated(by[row.label]):
+                ref = rb
+                ref_text = (f"SEP-Net-R with its BatchNorm statistics re-estimated too "
+                            f"({rb:.{digits}f})")
+            d = 100 * (ref - v)
+            side = "below" if d >= 0 else "above"
+            parts.append(f"{row.label} keeps {v:.{digits}f} ({_points(abs(d), pd)} points "
+                         f"{side} {ref_text}){size}")
     if r is None:
         waiting.insert(0, r_label)
     text = "**Reading**: " + ("; ".join(parts) + "." if parts else "not yet.")
