@@ -139,6 +139,17 @@ def test_trained_model_net_is_the_one_its_readme_names(m):
                                                     for e in ENTRIES}
 
 
+@pytest.mark.parametrize("m", TRAINED, ids=lambda m: m.name)
+def test_trained_model_is_the_file_its_readme_names(m):
+    """The caffemodel's sha1 is the one its readme gives (a model replaced
+    without its readme, or the other way round, shows here)."""
+    import hashlib
+    readme = open(os.path.join(REPO_ROOT, "models", m.name, "readme.md")).read()
+    digest = hashlib.sha1(open(m.path(m.caffemodel), "rb").read()).hexdigest()
+    assert f"\nsha1: {digest}\n" in readme, m.name
+    assert f"prints `{digest}`" in readme, m.name
+
+
 def test_a_model_without_a_net_is_one_clear_error(monkeypatch):
     """A models/ folder the table lacks is named, with where to add it."""
     from sepnets.errors import UserError
