@@ -529,22 +529,54 @@ def test_nothing_to_plot_writes_no_figure(tmp_path):
     assert not (root / cmp.DEPTH_FIGURE).exists() and not (root / cmp.SMALL_FIGURE).exists()
 
 
-def test_a_label_stays_off_the_point_above_it():
-    """Labels sit up-right of their point, below it where a point stands just
-    above (SEP-Net-R's label ran into the ResNet-56 square) or an earlier
-    label would be covered; far points keep theirs above."""
-    class Ax:
-        def __init__(self):
-            self.at = {}
+def _drawn_labels(points, ylim=None):
+    """Label `points` on a real log-x axes as plot_small_nets does; the
+    labels' and the points' boxes in display coordinates once drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    for x, y, *_ in points:
+        ax.plot([x], [y], "o", ms=9)
+    ax.set_xscale("log")
+    ax.set_xlim(0.2, 7)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.margins(y=0.12)
+    fig.tight_layout()
+    figs._labels(ax, points)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    texts = {t.get_text(): t.get_window_extent(r) for t in ax.texts}
+    marks = [ax.transData.transform((x, y)) for x, y, *_ in points]
+    plt.close(fig)
+    return texts, marks
 
-        def annotate(self, text, xy, xytext, **_):
-            self.at[text] = xytext[1]
-    ax = Ax()
-    figs._labels(ax, [(3.33, 0.849, "R", "C0"), (3.53, 0.8685, "R56", "0.4"),
-                      (3.34, 0.79, "M", "C1"), (1.18, 0.8576, "R20", "0.4"),
-                      (2.95, 0.47, "S", "C2")])
-    assert ax.at == {"R": -12, "R56": 4, "M": 4, "R20": 4, "S": 4}
-    ax = Ax()    # the paper's panel: equal top-1, the later label goes below
-    figs._labels(ax, [(4.2, 63.7, "B", "C0"), (5.2, 63.7, "M", "C1"), (1.3, 63.5, "BQ", "C2"),
-                      (5.2, 65.8, "R", "C3"), (4.8, 60.4, "S", "C4")])
-    assert ax.at == {"B": 4, "M": -12, "BQ": 4, "R": 4, "S": 4}
+
+@pytest.mark.parametrize("points", [
+    # this project's panel: SEP-Net-B fixed and STE at one size, 0.006 apart; R under R56
+    [(3.33, 0.8492, "SEP-Net-R (full precision)", "C0"), (0.91, 0.8448, "SEP-Net-B (fixed patterns)", "C1"),
+     (0.91, 0.8506, "SEP-Net-B (STE, BN re-est.)", "C2"), (0.35, 0.8498, "SEP-Net-BQ", "C3"),
+     (3.34, 0.7899, "MobileNet 0.5", "C4"), (2.95, 0.6787, "SqueezeNet", "C5"),
+     (1.18, 0.8576, "ResNet-20 (reference)", "0.4"), (3.53, 0.8685, "ResNet-56 (reference)", "0.4")],
+    # the same with a point far below (as an unfinished ResNet-44 at 0.10 once was):
+    # the axis squeezes the SEP-Net-B pair together
+    [(3.33, 0.8492, "SEP-Net-R (full precision)", "C0"), (0.91, 0.8448, "SEP-Net-B (fixed patterns)", "C1"),
+     (0.91, 0.8506, "SEP-Net-B (STE, BN re-est.)", "C2"), (0.35, 0.8498, "SEP-Net-BQ", "C3"),
+     (3.34, 0.7899, "MobileNet 0.5", "C4"), (2.95, 0.6787, "SqueezeNet", "C5"),
+     (1.18, 0.8576, "ResNet-20 (reference)", "0.4"), (3.53, 0.8685, "ResNet-56 (reference)", "0.4"),
+     (2.75, 0.10, "ResNet-44 (reference)", "0.4")],
+    # the paper's panel: equal top-1s side by side
+    [(4.2, 63.7, "SEP-Net-B", "C0"), (5.2, 63.7, "MobileNet 0.5", "C1"), (1.3, 63.5, "SEP-Net-BQ", "C2"),
+     (5.2, 65.8, "SEP-Net-R", "C3"), (4.8, 60.4, "SqueezeNet", "C4")]])
+def test_labels_cover_no_label_and_no_point(points):
+    """Drawn, no two labels overlap and no label covers a point (the two
+    SEP-Net-B labels once printed over each other at 0.91 MB)."""
+    texts, marks = _drawn_labels(points)
+    assert len(texts) == len(points)
+    boxes = list(texts.items())
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1:]:
+            assert not ba.overlaps(bb), (a, b)
+        for mx, my in marks:
+            assert not ba.contains(mx, my), (a, mx, my)

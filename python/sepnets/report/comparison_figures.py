@@ -10,8 +10,8 @@ numbers), written by ``tools/plot_logs.py logs/`` beside ``RESULTS.md``:
   under the figure, so that no point is a number still moving.
 * ``small_nets.png``: size as stored (MB, log scale) against CIFAR-10 top-1
   for every net of the small-network table with a result (hollow and
-  labelled when its step is unfinished), the depth trend's ResNets as
-  reference squares; beside it the paper's ImageNet points (size against
+  labelled when its step is unfinished), the depth trend's finished ResNets
+  as reference squares (an unfinished reference is a number still moving); beside it the paper's ImageNet points (size against
   ImageNet top-1), so that the two shapes can be compared.
 
 A figure with nothing to plot is not written (the tool says so in one line).
@@ -150,23 +150,21 @@ def plot_small_nets(small, depths, path, dpi=120):
     ours = []
     for p in points:
         top1, c = _top1(p.result), costs.get(p.net)
-        if top1 is None or c is None:
-            continue
         done = finished(p.result)
+        if top1 is None or c is None or (p.reference and not done):
+            continue
         color = "0.4" if p.reference else colors[p.label]
         label = p.label + ("" if done else " (unfinished)")
         ax1.plot([c.nbytes / 1e6], [top1], linestyle="none",
                  marker="s" if p.reference else "o", ms=9, color=color,
                  mfc=color if done else "none", label=label)
         ours.append((c.nbytes / 1e6, top1, label, color))
-    _labels(ax1, ours)
     ax1.set_ylabel("CIFAR-10 top-1 (this project)")
     ax1.set_title("This project: CIFAR-10 forms (squares: references)")
     theirs = [(r.size_mb, r.top1_pct, name, paper_colors.get(name, "0.3"))
               for name, r in PAPER_SMALL.items()]
     for x, y, _, color in theirs:
         ax2.plot([x], [y], linestyle="none", marker="D", ms=8, color=color)
-    _labels(ax2, theirs)
     ax2.set_ylabel("ImageNet top-1 (%)")
     ax2.set_title(f"The paper's numbers ({PAPER_LABEL})")
     for ax, xs in ((ax1, [x for x, *_ in ours]), (ax2, [x for x, *_ in theirs])):
@@ -175,25 +173,42 @@ def plot_small_nets(small, depths, path, dpi=120):
         ax.margins(y=0.12)
     fig.suptitle("Small networks: size as stored against top-1")
     fig.tight_layout()
+    _labels(ax1, ours)
+    _labels(ax2, theirs)
     _save(fig, path, dpi)
     plt.close(fig)
     return path
 
 
+#: Where a label may go, in points from its point, in the order tried: up-right,
+#: then below, then further up and down.
+LABEL_OFFSETS = ((6, 4), (6, -12), (6, 14), (6, -22), (6, 24), (6, -32), (6, 34))
+LABEL_SIZE = 8
+
+
 def _labels(ax, points):
-    """Label each point; a label goes below its point where, above, it would
-    sit on an earlier label or run into another point just above it."""
-    placed = []
-    ys = [y for _, y, *_ in points]
-    near_y = 0.04 * ((max(ys) - min(ys)) or 1)
-    for x, y, text, color in sorted(points):
-        close = any(abs(math.log10(x / px)) < 0.12 and abs(y - py) < near_y and above
-                    for px, py, above in placed)
-        close = close or any(abs(math.log10(x / px)) < 0.12 and 0 < py - y < 1.5 * near_y
-                             for px, py, *_ in points)
-        ax.annotate(text, (x, y), xytext=(6, -12 if close else 4), textcoords="offset points",
-                    fontsize=8, color=color)
-        placed.append((x, y, not close))
+    """Label each (x, y, text, colour) point at the first of LABEL_OFFSETS
+    where its text covers no earlier label and no point (in display
+    coordinates, so call it once the axes' limits and the layout are set):
+    two nets at one size and close top-1s (SEP-Net-B fixed and STE) once
+    printed their labels over each other."""
+    ax.get_xlim(), ax.get_ylim()            # settle autoscaling before transforming
+    px = ax.figure.dpi / 72
+    marks = [tuple(ax.transData.transform((x, y))) for x, y, *_ in points]
+    half = 5 * px                            # a marker's half width (ms 9-10)
+    taken = [(mx - half, my - half, mx + half, my + half) for mx, my in marks]
+    for (x, y, text, color), (mx, my) in sorted(zip(points, marks), key=lambda t: t[0][:2]):
+        w, h = 0.6 * LABEL_SIZE * len(text) * px, LABEL_SIZE * px
+        boxes = [(mx + dx * px, my + dy * px - 0.25 * h, mx + dx * px + w, my + dy * px + h)
+                 for dx, dy in LABEL_OFFSETS]
+        i = next((i for i, b in enumerate(boxes) if not any(_overlap(b, t) for t in taken)), 0)
+        ax.annotate(text, (x, y), xytext=LABEL_OFFSETS[i], textcoords="offset points",
+                    fontsize=LABEL_SIZE, color=color)
+        taken.append(boxes[i])
+
+
+def _overlap(a, b):
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _log_size_axis(ax, xs):
