@@ -529,7 +529,7 @@ def test_nothing_to_plot_writes_no_figure(tmp_path):
     assert not (root / cmp.DEPTH_FIGURE).exists() and not (root / cmp.SMALL_FIGURE).exists()
 
 
-def _drawn_labels(points, ylim=None):
+def _drawn_labels(points):
     """Label `points` on a real log-x axes as plot_small_nets does; the
     labels' and the points' boxes in display coordinates once drawn."""
     import matplotlib
@@ -540,8 +540,6 @@ def _drawn_labels(points, ylim=None):
         ax.plot([x], [y], "o", ms=9)
     ax.set_xscale("log")
     ax.set_xlim(0.2, 7)
-    if ylim:
-        ax.set_ylim(*ylim)
     ax.margins(y=0.12)
     fig.tight_layout()
     figs._labels(ax, points)
@@ -553,22 +551,24 @@ def _drawn_labels(points, ylim=None):
     return texts, marks
 
 
+#: This project's panel: SEP-Net-B fixed and STE at one size, 0.006 apart; R under R56.
+_OURS = [(3.33, 0.8492, "SEP-Net-R (full precision)", "C0"),
+         (0.91, 0.8448, "SEP-Net-B (fixed patterns)", "C1"),
+         (0.91, 0.8506, "SEP-Net-B (STE, BN re-est.)", "C2"), (0.35, 0.8498, "SEP-Net-BQ", "C3"),
+         (3.34, 0.7899, "MobileNet 0.5", "C4"), (2.95, 0.6787, "SqueezeNet", "C5"),
+         (1.18, 0.8576, "ResNet-20 (reference)", "0.4"),
+         (3.53, 0.8685, "ResNet-56 (reference)", "0.4")]
+
+
 @pytest.mark.parametrize("points", [
-    # this project's panel: SEP-Net-B fixed and STE at one size, 0.006 apart; R under R56
-    [(3.33, 0.8492, "SEP-Net-R (full precision)", "C0"), (0.91, 0.8448, "SEP-Net-B (fixed patterns)", "C1"),
-     (0.91, 0.8506, "SEP-Net-B (STE, BN re-est.)", "C2"), (0.35, 0.8498, "SEP-Net-BQ", "C3"),
-     (3.34, 0.7899, "MobileNet 0.5", "C4"), (2.95, 0.6787, "SqueezeNet", "C5"),
-     (1.18, 0.8576, "ResNet-20 (reference)", "0.4"), (3.53, 0.8685, "ResNet-56 (reference)", "0.4")],
-    # the same with a point far below (as an unfinished ResNet-44 at 0.10 once was):
-    # the axis squeezes the SEP-Net-B pair together
-    [(3.33, 0.8492, "SEP-Net-R (full precision)", "C0"), (0.91, 0.8448, "SEP-Net-B (fixed patterns)", "C1"),
-     (0.91, 0.8506, "SEP-Net-B (STE, BN re-est.)", "C2"), (0.35, 0.8498, "SEP-Net-BQ", "C3"),
-     (3.34, 0.7899, "MobileNet 0.5", "C4"), (2.95, 0.6787, "SqueezeNet", "C5"),
-     (1.18, 0.8576, "ResNet-20 (reference)", "0.4"), (3.53, 0.8685, "ResNet-56 (reference)", "0.4"),
-     (2.75, 0.10, "ResNet-44 (reference)", "0.4")],
+    _OURS,
+    # with a point far below (as an unfinished ResNet-44 at 0.10 once was), the axis
+    # squeezes the SEP-Net-B pair together
+    _OURS + [(2.75, 0.10, "ResNet-44 (reference)", "0.4")],
     # the paper's panel: equal top-1s side by side
-    [(4.2, 63.7, "SEP-Net-B", "C0"), (5.2, 63.7, "MobileNet 0.5", "C1"), (1.3, 63.5, "SEP-Net-BQ", "C2"),
-     (5.2, 65.8, "SEP-Net-R", "C3"), (4.8, 60.4, "SqueezeNet", "C4")]])
+    [(4.2, 63.7, "SEP-Net-B", "C0"), (5.2, 63.7, "MobileNet 0.5", "C1"),
+     (1.3, 63.5, "SEP-Net-BQ", "C2"), (5.2, 65.8, "SEP-Net-R", "C3"),
+     (4.8, 60.4, "SqueezeNet", "C4")]], ids=["ours", "ours-wide", "paper"])
 def test_labels_cover_no_label_and_no_point(points):
     """Drawn, no two labels overlap and no label covers a point (the two
     SEP-Net-B labels once printed over each other at 0.91 MB)."""

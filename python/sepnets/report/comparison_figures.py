@@ -11,12 +11,12 @@ numbers), written by ``tools/plot_logs.py logs/`` beside ``RESULTS.md``:
 * ``small_nets.png``: size as stored (MB, log scale) against CIFAR-10 top-1
   for every net of the small-network table with a result (hollow and
   labelled when its step is unfinished), the depth trend's finished ResNets
-  as reference squares (an unfinished reference is a number still moving); beside it the paper's ImageNet points (size against
-  ImageNet top-1), so that the two shapes can be compared.
+  as reference squares (an unfinished reference is a number still moving);
+  beside it the paper's ImageNet points (size against ImageNet top-1), so
+  that the two shapes can be compared.
 
 A figure with nothing to plot is not written (the tool says so in one line).
 """
-import math
 import os
 
 from ..compress.model_summary import net_costs

@@ -570,8 +570,8 @@ def small_reading(points, costs, digits=4):
         if r is None:
             continue
         c, cr = cost(row.label), cost(r_label)
-        d = 100 * (r - v)
         if row.step == "full":
+            d = 100 * (r - v)
             ratio = f" with {cr.params / c.params:.2f}x its parameters" if c and cr else ""
             rb, vb = twin_top(r_label), twin_top(row.label)
             bn = (f"; BatchNorm statistics re-estimated: {rb:.{digits}f} against "
