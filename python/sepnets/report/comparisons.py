@@ -468,7 +468,7 @@ def small_points(group, depths):
         else:
             note = f"{TITLES[row.step]} of {row.experiment}"
         if row.step == "bq" and exp is not None and exp.meta.get("bq_from"):
-            src = BY_NAME.get(str(exp.meta["bq_from"]))
+            src = bq_source(exp)
             what = src.title if src else exp.meta["bq_from"]
             note = f"step 5: the {what} model packed"
             if isinstance(exp.meta.get("bq_bytes"), int):
@@ -528,6 +528,12 @@ def _twin_cell(point, digits):
     return step_cell(r, digits) if r is not None else _DASH
 
 
+def bq_source(exp):
+    """The step whose model step 5 packed (experiment.json's ``bq_from``), or
+    None where it is not recorded or not a step of the table."""
+    return BY_NAME.get(str(exp.meta.get("bq_from", "")))
+
+
 def _reestimated(point):
     """Whether `point`'s model was tested with re-estimated BatchNorm
     statistics (a ``*_bn`` step, or BQ packed from one): such a model is set
@@ -535,7 +541,7 @@ def _reestimated(point):
     so that a difference is the patterns', not the statistics'."""
     key = point.step
     if key == "bq" and point.exp is not None:
-        src = BY_NAME.get(str(point.exp.meta.get("bq_from", "")))
+        src = bq_source(point.exp)
         key = src.key if src else ""
     return key.endswith("_bn")
 
@@ -560,7 +566,7 @@ def small_reading(points, costs, digits=4):
         return top(label, twin_result)
 
     r_label = SMALL_ROWS[0].label
-    r, parts, waiting = top(r_label), [], []
+    r, rb, parts, waiting = top(r_label), twin_top(r_label), [], []
     for row in SMALL_ROWS[1:]:
         v = top(row.label)
         if v is None:
@@ -573,7 +579,7 @@ def small_reading(points, costs, digits=4):
         if row.step == "full":
             d = 100 * (r - v)
             ratio = f" with {cr.params / c.params:.2f}x its parameters" if c and cr else ""
-            rb, vb = twin_top(r_label), twin_top(row.label)
+            vb = twin_top(row.label)
             bn = (f"; BatchNorm statistics re-estimated: {rb:.{digits}f} against "
                   f"{vb:.{digits}f} ({100 * (vb - rb):+.{pd}f} points)"
                   if rb is not None and vb is not None else "")
@@ -584,7 +590,6 @@ def small_reading(points, costs, digits=4):
             size = (f" at {c.nbytes / 1e6:.2f} MB against SEP-Net-R's {cr.nbytes / 1e6:.2f} MB"
                     if c and cr else "")
             ref, ref_text = r, "SEP-Net-R"
-            rb = twin_top(r_label)
             if rb is not None and _reestimated(by[row.label]):
                 ref = rb
                 ref_text = (f"SEP-Net-R with its BatchNorm statistics re-estimated too "
