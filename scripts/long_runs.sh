@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's long CPU runs (issues 18 and 19), two queues, one per core, from a
+# The project's long CPU runs (issues 18 and 19, and SqueezeNet's retry), two queues, one per core, from a
 # worktree and Caffe build of their own, so that rebuilding this checkout never swaps
 # libcaffe under them. Every experiment continues where it stopped: from its own
 # snapshots on the machine it ran on, from the committed resume kit on a new one
@@ -23,7 +23,8 @@ OUT="$WT/long_runs"
 say() { printf '[long_runs] %s\n' "$*"; }
 
 # One line a run: the experiment file and its options; each queue runs its lines in order.
-QUEUE1=("experiments/resnet56.toml" "experiments/resnet32.toml")
+QUEUE1=("experiments/resnet56.toml" "experiments/resnet32.toml"
+        "experiments/small-nets-squeezenet-linear.toml")
 QUEUE2=("experiments/small-nets-sepnet.toml --until 1b_full_bn"
         "experiments/small-nets-mobilenet.toml"
         "experiments/small-nets-squeezenet.toml"

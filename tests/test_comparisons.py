@@ -288,7 +288,7 @@ def test_parse_logs_writes_the_sections(logs):
     assert "[ste8000/cifar10-resnet20](ste8000/cifar10-resnet20/results.md)" in text
     assert "## Small networks" not in text
     assert "no small-network comparison: no cifar10-sepnet, cifar10-mobilenet, " \
-           "cifar10-squeezenet experiment" in out.stdout
+           "cifar10-squeezenet, cifar10-squeezenet-linear experiment" in out.stdout
     before = {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()}
     assert _tool("parse_logs.py", logs, "--quiet").returncode == 0
     assert {p: p.read_bytes() for p in logs.rglob("*") if p.is_file()} == before
@@ -334,9 +334,9 @@ def test_release_and_paper_numbers_are_paper_notes(shared_dir):
 
 
 def test_small_rows_name_the_catalog():
-    from sepnets.netgen.catalog import CIFAR10_SMALL
+    from sepnets.netgen.catalog import CIFAR10_SMALL, SQUEEZENET_LINEAR
     from sepnets.pipeline.catalog import experiments
-    assert {r.net for r in cmp.SMALL_ROWS} == set(CIFAR10_SMALL)
+    assert {r.net for r in cmp.SMALL_ROWS} == set(CIFAR10_SMALL) | {SQUEEZENET_LINEAR}
     assert set(cmp.SMALL_EXPERIMENTS) <= set(experiments())
     assert {r.paper for r in cmp.SMALL_ROWS} == set(paper.PAPER_SMALL)
 
@@ -401,6 +401,28 @@ def test_small_net_table(small_logs):
     assert bn["SEP-Net-B (fixed patterns)"] == "- <br /> -"             # no 3b log here
     assert bn["SEP-Net-B (STE, BN re-est.)"] == "n/a" and bn["SEP-Net-BQ"] == "n/a"
     assert bn["ResNet-20 (reference)"] == "- <br /> -"
+
+
+def test_small_table_carries_the_linear_squeezenet_once_it_has_a_log(small_logs):
+    """The retry of SqueezeNet without the ReLU on its class scores is a row
+    of its own after SqueezeNet's, priced as its own catalog entry (the same
+    parameters), and read against SEP-Net-R; absent, it has no row at all
+    (test_small_net_table)."""
+    _experiment(small_logs, "small-nets", "cifar10-squeezenet-linear",
+                "cifar10-squeezenet-linear", _sched(iters=8000, snapshot=100),
+                {"1_full.log": _train(0.74)}, model="SqueezeNet, linear class scores")
+    out = _tool("parse_logs.py", small_logs, "--quiet")
+    assert out.returncode == 0, out.stderr
+    text = (small_logs / "RESULTS.md").read_text()
+    section = text[text.index("## Small networks"):]
+    rows = _rows(section)
+    labels = list(rows)
+    assert labels.index("SqueezeNet, no ReLU on class scores") == labels.index("SqueezeNet") + 1
+    row = rows["SqueezeNet, no ReLU on class scores"]
+    assert row[3] == "0.7400 <br /> 0.9900" and row[0] == "0.732 M"
+    assert row[-1] == "Full of cifar10-squeezenet-linear"
+    assert ("SEP-Net-R beats SqueezeNet, no ReLU on class scores: 0.8200 against 0.7400 "
+            "top-1 (-8.00 points for SqueezeNet, no ReLU on class scores)") in section
 
 
 def test_small_reading(small_logs, tmp_path):

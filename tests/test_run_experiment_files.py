@@ -380,6 +380,21 @@ def test_depth_trend_files_share_the_headline_schedule():
     assert depths == {32: "resnet32", 44: "resnet44", 56: "resnet56"}
 
 
+def test_small_net_files_share_one_schedule():
+    """The small-network comparison's files (the SqueezeNet retry without
+    relu_conv10 included) agree on every result-shaping key and write one
+    run folder, so that one table sets them side by side."""
+    from sepnets.pipeline.config import RESULT_KEYS
+    files = ("small-nets-mobilenet", "small-nets-squeezenet", "small-nets-squeezenet-linear")
+    got = {}
+    for f in files:
+        exp, s, cfg = _config(os.path.join(REPO_ROOT, "experiments", f + ".toml"))
+        got[f] = ({k: s.get(k) for k in RESULT_KEYS}, cfg.run_name)
+    assert len({repr(v) for v in got.values()}) == 1, got
+    exp, _, _ = _config(os.path.join(REPO_ROOT, "experiments", files[-1] + ".toml"))
+    assert exp.name == "cifar10-squeezenet-linear" and exp.mean is None
+
+
 def test_long_runs_queue_every_long_experiment():
     """scripts/long_runs.sh list: the queues run every depth-trend and
     small-network file, each once without options (after SEP-Net's step 1 with
@@ -393,7 +408,8 @@ def test_long_runs_queue_every_long_experiment():
     plain = [line for _, line, _, _ in rows if " " not in line]
     want = ["experiments/resnet56.toml", "experiments/resnet32.toml",
             "experiments/resnet44.toml", "experiments/small-nets-sepnet.toml",
-            "experiments/small-nets-mobilenet.toml", "experiments/small-nets-squeezenet.toml"]
+            "experiments/small-nets-mobilenet.toml", "experiments/small-nets-squeezenet.toml",
+            "experiments/small-nets-squeezenet-linear.toml"]
     assert sorted(plain) == sorted(want)
     for _, line, run, name in rows:
         exp, _, cfg = _config(os.path.join(REPO_ROOT, line.split()[0]))

@@ -46,6 +46,11 @@ for all three nets, the usual way ImageNet nets are carried to 32 x 32:
   common schedule. The Scales add 5,952 learned numbers and the 2,976 biases
   go: +0.4 % parameters.
 
+``cifar10-squeezenet-linear`` is the same net without the ReLU on conv10's
+class scores (no parameter changes): a second try at the baseline after two
+class channels died behind that ReLU in the recorded run (see
+:func:`squeezenet`).
+
 Multiply-adds per 32 x 32 image (``gen_prototxt.py --summary``): SEP-Net-R
 60 M, MobileNet 17 M, SqueezeNet 53 M, ResNet-20 43 M: the comparison is at
 equal parameters, as the paper's is, not at equal compute.
@@ -107,17 +112,24 @@ def mobilenet(deploy=False, binarize=None, dataset=IMAGENET):
     return b.to_proto(), list(b.pattern_layers)
 
 
-def squeezenet(deploy=False, binarize=None, dataset=IMAGENET):
-    """(NetParameter, []) of SqueezeNet 1.0 (`dataset` CIFAR10: its CIFAR-10 form)."""
+def squeezenet(deploy=False, binarize=None, dataset=IMAGENET, class_relu=True):
+    """(NetParameter, []) of SqueezeNet 1.0 (`dataset` CIFAR10: its CIFAR-10 form).
+
+    `class_relu` False drops ``relu_conv10``, the ReLU on the class scores
+    (``cifar10-squeezenet-linear``): with it, a class channel whose scores
+    go negative for every image stops getting gradient and stays at 0, which
+    killed two of ten channels in the recorded CIFAR-10 run; without it the
+    scores reach the softmax as every other net's do."""
     cifar = dataset is CIFAR10
-    b = NetBuilder("SqueezeNet-1.0" + ("-CIFAR10" if cifar else ""), dataset, deploy, binarize)
+    name = "SqueezeNet-1.0" + ("-CIFAR10" if cifar else "") + ("" if class_relu else "-linear")
+    b = NetBuilder(name, dataset, deploy, binarize)
 
     def unit(x, name, relu_name, nout, kernel, filler=XAVIER, bn=cifar, **kw):
         x = b.conv(x, name, nout, kernel, weight_filler=filler, lr=None, bias=not bn,
                    role="kxk" if kernel > 1 else None, **kw)
         if bn:
             x = b.bn(x, name + "/bn", name + "/scale")
-        return b.relu(x, relu_name)
+        return b.relu(x, relu_name) if relu_name else x
 
     x = b.data(*_batches(dataset))
     if cifar:
@@ -133,6 +145,7 @@ def squeezenet(deploy=False, binarize=None, dataset=IMAGENET):
         if name in SQUEEZENET_POOL_AFTER:
             x = b.pool(x, SQUEEZENET_POOL_AFTER[name], "MAX", kernel=3, stride=2)
     x = b.dropout(x, "drop9", 0.5)
-    x = unit(x, "conv10", "relu_conv10", dataset.num_classes, 1, filler=gaussian(0.01), bn=False)
+    x = unit(x, "conv10", "relu_conv10" if class_relu else None, dataset.num_classes, 1,
+             filler=gaussian(0.01), bn=False)
     _tail(b, b.pool(x, "pool10", "AVE", global_pooling=True))
     return b.to_proto(), list(b.pattern_layers)

@@ -7,7 +7,8 @@ file names. Each :class:`Entry` has:
   ``googlenet-3x3-pattern-offset``, ``googlenet-fix-3x3-pattern``,
   ``sepnet-r``, ``sepnet-b``, ``sepnet-bq``, ``mobilenet-0.5``, ``squeezenet``, and the
   CIFAR-10 forms of the small nets ``cifar10-sepnet-r``/``-b``/``-bq``,
-  ``cifar10-mobilenet``, ``cifar10-squeezenet``;
+  ``cifar10-mobilenet``, ``cifar10-squeezenet`` (and ``cifar10-squeezenet-linear``,
+  the same without the ReLU on its class scores);
 * ``kind``: ``full`` (a full-precision net, trained from scratch),
   ``pattern`` (BinaryPatternConvolution on the selected layers, scale_mode
   MEAN or OFFSET, fine-tuned from the parent's trained weights: the layer
@@ -54,6 +55,9 @@ FAMILIES = ("resnet", "googlenet", "sepnet", "inception-bn", "mobilenet", "squee
 #: The CIFAR-10 forms of the small-network comparison, in table order.
 CIFAR10_SMALL = ("cifar10-sepnet-r", "cifar10-sepnet-b", "cifar10-sepnet-bq",
                  "cifar10-mobilenet", "cifar10-squeezenet")
+#: SqueezeNet's CIFAR-10 form without relu_conv10 (same parameters): the retry
+#: of the baseline whose class channels died; not one of the paper's nets.
+SQUEEZENET_LINEAR = "cifar10-squeezenet-linear"
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,11 @@ def cifar10_small_entries():
                   _built(baselines.mobilenet, dataset=CIFAR10), solvers.cifar_small),
             _full("cifar10-squeezenet", "squeezenet", "cifar10",
                   "SqueezeNet 1.0 for CIFAR-10 (baseline)",
-                  _built(baselines.squeezenet, dataset=CIFAR10), solvers.cifar_small)]
+                  _built(baselines.squeezenet, dataset=CIFAR10), solvers.cifar_small),
+            _full(SQUEEZENET_LINEAR, "squeezenet", "cifar10",
+                  "SqueezeNet 1.0 for CIFAR-10, no ReLU on the class scores (baseline)",
+                  _built(baselines.squeezenet, dataset=CIFAR10, class_relu=False),
+                  solvers.cifar_small)]
 
 
 def inception_bn_entries():

@@ -47,7 +47,7 @@ class Experiment:
         if f.dataset == "cifar10" and f.family == "mobilenet":
             return "MobileNet 0.5"
         if f.dataset == "cifar10" and f.family == "squeezenet":
-            return "SqueezeNet"
+            return "SqueezeNet" + (", linear class scores" if f.name.endswith("-linear") else "")
         return f.title.split(" (")[0]
 
 
@@ -88,6 +88,8 @@ def experiments(entries=None):
 
 def list_experiments(exps, data_dir, out):
     from ..netgen.catalog import DATASETS
+    wn = max((len(n) for n in exps), default=0)
+    wl = max((len(e.label) for e in exps.values()), default=0)
     for name, e in exps.items():
         ds = DATASETS[e.dataset]
         ready = all(os.path.exists(data_path(p, data_dir)) for p in ds.paths())
@@ -95,4 +97,4 @@ def list_experiments(exps, data_dir, out):
                   "mean scale only" if e.mean else "full precision only")
         data = "data ready" if ready else ("data prepared on first run" if e.dataset == "cifar10"
                                            else "data missing")
-        out.write(f"{name:24} {e.label:22} {e.dataset:9} {offset:22} {data}\n")
+        out.write(f"{name:{wn}} {e.label:{wl}} {e.dataset:9} {offset:22} {data}\n")
