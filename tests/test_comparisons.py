@@ -410,7 +410,7 @@ def test_small_table_carries_the_linear_squeezenet_once_it_has_a_log(small_logs)
     (test_small_net_table)."""
     _experiment(small_logs, "small-nets", "cifar10-squeezenet-linear",
                 "cifar10-squeezenet-linear", _sched(iters=8000, snapshot=100),
-                {"1_full.log": _train(0.74)}, model="SqueezeNet, linear class scores")
+                {"1_full.log": _train(0.74)}, model="SqueezeNet, no ReLU on class scores")
     out = _tool("parse_logs.py", small_logs, "--quiet")
     assert out.returncode == 0, out.stderr
     text = (small_logs / "RESULTS.md").read_text()

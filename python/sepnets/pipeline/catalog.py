@@ -47,7 +47,9 @@ class Experiment:
         if f.dataset == "cifar10" and f.family == "mobilenet":
             return "MobileNet 0.5"
         if f.dataset == "cifar10" and f.family == "squeezenet":
-            return "SqueezeNet" + (", linear class scores" if f.name.endswith("-linear") else "")
+            from ..netgen.catalog import SQUEEZENET_LINEAR
+            linear = f.name == SQUEEZENET_LINEAR
+            return "SqueezeNet" + (", no ReLU on class scores" if linear else "")
         return f.title.split(" (")[0]
 
 
