@@ -538,6 +538,15 @@ def test_depth_series_leave_out_unfinished(logs):
                      "no BiPattern yet, no Refined yet"]
 
 
+def test_depth_series_note_a_step_not_tested_yet(logs):
+    """A training step that has begun but not reached its first test is
+    named as such (the figure once said "unfinished at iteration None")."""
+    d = _resnet(logs, "resnet44", 44, _sched())
+    (d / "3_refined.log").write_text(train_log({}, {0: 2.0, 10: 1.5}, done=False))
+    _, notes = figs.depth_series(cmp.depth_group(_load(logs)))
+    assert "not plotted for ResNet-44: Refined unfinished, not tested yet" in notes
+
+
 def test_nothing_to_plot_writes_no_figure(tmp_path):
     """Only unfinished ResNets, small nets without a result: no figures."""
     root = tmp_path / "logs"

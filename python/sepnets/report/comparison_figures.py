@@ -71,7 +71,10 @@ def depth_series(group):
         for key in ("full", "bipattern", "refined", "ste_bn"):
             r = exp.results.get(key)
             if r is not None and not finished(r):
-                at = f" at iteration {r.acc.iteration}" if r.log.kind == "train" else ""
+                at = ""
+                if r.log.kind == "train":      # a step just begun has no test yet
+                    at = (", not tested yet" if r.acc.iteration is None
+                          else f" at iteration {r.acc.iteration}")
                 why.append(f"{TITLES[key]} unfinished{at}")
             elif r is None and key != "ste_bn":
                 why.append(f"no {TITLES[key]} yet")
