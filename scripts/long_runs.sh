@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's long CPU runs (issues 18 and 19, and SqueezeNet's retry), two queues,
-# one per core, from a worktree and Caffe build of their own, so that rebuilding this checkout never swaps
-# libcaffe under them. Every experiment continues where it stopped: from its own
+# one per core, from a worktree and Caffe build of their own, so that rebuilding this
+# checkout never swaps libcaffe under them. Every experiment continues where it stopped: from its own
 # snapshots on the machine it ran on, from the committed resume kit on a new one
 # (run_experiment.py --resume-kit auto).
 #
