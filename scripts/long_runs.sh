@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's long CPU runs (issues 18 and 19, and SqueezeNet's retry), two queues,
 # one per core, from a worktree and Caffe build of their own, so that rebuilding this
-# checkout never swaps libcaffe under them. Every experiment continues where it stopped: from its own
-# snapshots on the machine it ran on, from the committed resume kit on a new one
-# (run_experiment.py --resume-kit auto).
+# checkout never swaps libcaffe under them. Every experiment continues where it
+# stopped: from its own snapshots on the machine it ran on, from the committed resume
+# kit on a new one (run_experiment.py --resume-kit auto).
 #
 #   bash scripts/long_runs.sh start    # worktree + build if missing, data, both queues in the background
 #   bash scripts/long_runs.sh status   # the last progress line of each queue
