@@ -9,7 +9,7 @@ its net (its TEST data layer gives the input shape and the preprocessing).
 in ``models/`` and names the net each readme names.
 
 The generated train_vals are the nets the models were trained in, with one
-difference: ``cifar10-resnet20-ste-m20-bn`` and ``cifar10-sepnet-b-ste-bn`` were
+difference: the ``*-ste-m20-bn`` models and ``cifar10-sepnet-b-ste-bn`` were
 trained with ``train_mode: STE`` (and pattern lr_mult 20), the generated nets
 have ``train_mode: FIXED``. The models hold no alpha blob, so the FIXED layer computes alpha =
 mean |W_c| exactly as STE's forward does: the same net at inference.
@@ -29,6 +29,8 @@ NETS = {
     "cifar10-resnet20-12000-bipattern-offset0.04": "cifar10-resnet20-fix-pattern",
     "cifar10-resnet20-12000-refined": "cifar10-resnet20-fix-pattern",
     "cifar10-resnet20-ste-m20-bn": "cifar10-resnet20-pattern-mean",
+    "cifar10-resnet32-ste-m20-bn": "cifar10-resnet32-pattern-mean",
+    "cifar10-resnet44-ste-m20-bn": "cifar10-resnet44-pattern-mean",
     "cifar10-sepnet-r-8000": "cifar10-sepnet-r",
     "cifar10-sepnet-b-ste-bn": "cifar10-sepnet-b",
 }
